@@ -1,0 +1,83 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0'], { error: 'expected true, false, 1 or 0' })
+  .transform((value) => value === 'true' || value === '1');
+
+/** The environment the gateway reads at boot. Every variable is optional. */
+const environmentSchema = z.object({
+  /** TCP port for HTTP. 0 picks a free port. @default 4000 */
+  PORT: z.coerce
+    .number({ error: 'expected an integer from 0 to 65535' })
+    .int({ error: 'expected an integer from 0 to 65535' })
+    .min(0, { error: 'expected an integer from 0 to 65535' })
+    .max(65535, { error: 'expected an integer from 0 to 65535' })
+    .default(4000),
+  /** Interface to bind. @default 127.0.0.1 */
+  HOST: z.string().trim().min(1, { error: 'expected a host name or address' }).default('127.0.0.1'),
+  /** Prediction history. Only SQLite `file:` URLs are served for now. @default file:./data/gateway.db */
+  DATABASE_URL: z
+    .string()
+    .regex(/^file:.+/, { error: 'expected a SQLite URL such as file:./data/gateway.db' })
+    .default('file:./data/gateway.db'),
+  /** Triton-style model repository folder. @default models */
+  MODEL_REPOSITORY: z.string().min(1, { error: 'expected a folder path' }).default('models'),
+  /** pino level. @default info */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Serve GraphiQL to browsers on GET /graphql. @default true */
+  GRAPHIQL: booleanFlag.default(true),
+  /** How long shutdown waits for requests in flight before closing their connections. @default 10000 */
+  SHUTDOWN_TIMEOUT_MS: z.coerce
+    .number({ error: 'expected a number of milliseconds' })
+    .int({ error: 'expected a whole number of milliseconds' })
+    .min(0, { error: 'expected a whole number of milliseconds' })
+    .default(10_000),
+});
+
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  databaseUrl: string;
+  modelRepository: string;
+  logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  graphiql: boolean;
+  shutdownTimeoutMs: number;
+}>;
+
+/** Thrown when the environment does not describe a runnable gateway; the message is one line. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Validates the environment into a frozen Config. Variables set in `env` win over
+ * those in the optional `.env` file named by `envFile`.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: string): Config {
+  const fromFile = envFile && existsSync(envFile) ? parseEnv(readFileSync(envFile, 'utf8')) : {};
+  const merged: Record<string, string | undefined> = { ...fromFile };
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) merged[key] = value;
+  // An empty variable means "not set", as in most shells' `VAR= cmd`.
+  for (const key of Object.keys(merged)) if (merged[key] === '') delete merged[key];
+
+  const parsed = environmentSchema.safeParse(merged);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}: ${issue.message}, got ${JSON.stringify(merged[name])}`;
+    });
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    modelRepository: e.MODEL_REPOSITORY,
+    logLevel: e.LOG_LEVEL,
+    graphiql: e.GRAPHIQL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  });
+}

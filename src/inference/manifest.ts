@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+export const MODEL_KINDS = ['CLASSIFIER', 'REGRESSOR', 'GENERATOR', 'GENERIC'] as const;
+export type ModelKind = (typeof MODEL_KINDS)[number];
+
+/**
+ * `models/<name>/model.json`: optional meaning on top of what the ONNX session reports.
+ * Unknown keys are rejected so that a typo fails loudly instead of being ignored.
+ */
+export const manifestSchema = z.strictObject({
+  description: z.string().optional(),
+  /** GENERIC when absent. */
+  kind: z.enum(MODEL_KINDS).default('GENERIC'),
+  /** Class labels, in the order of the classifier's probability output. */
+  labels: z.array(z.string()).min(1).optional(),
+  /** The columns of the tabular input (`input`), in order, each with an optional allowed range. */
+  features: z
+    .array(z.strictObject({ name: z.string().min(1), min: z.number().optional(), max: z.number().optional() }))
+    .min(1)
+    .optional(),
+  /** The input that `features` describes. Default: the model's only input. */
+  input: z.string().optional(),
+  /** The output holding class probabilities (classifiers) or the value (regressors). Default: the first output. */
+  output: z.string().optional(),
+  /** Version served when a request names none. Default: the newest READY version (Triton's "latest"). */
+  defaultVersion: z.number().int().positive().optional(),
+  /** Dynamic batching (Triton's max_batch_size / max_queue_delay); 0 turns batching off. */
+  batching: z
+    .strictObject({
+      maxBatchSize: z.number().int().min(0).default(64),
+      maxQueueDelayMs: z.number().min(0).default(1),
+    })
+    .optional(),
+  /** Free-form training figures (held-out accuracy, R², rows, seed), shown as-is. */
+  metrics: z.record(z.string(), z.union([z.number(), z.string()])).optional(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export const EMPTY_MANIFEST: Manifest = manifestSchema.parse({});

@@ -1,0 +1,42 @@
+import { performance } from 'node:perf_hooks';
+import { v7 as uuidv7 } from 'uuid';
+import type { ModelRepository } from './inference/repository.ts';
+import { fromResults, requestTensors, toFeeds, type PredictRequest } from './inference/tensors.ts';
+import type { PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
+
+export interface PredictInput extends PredictRequest {
+  model: string;
+  version?: number | null;
+}
+
+export type PredictionService = ReturnType<typeof createPredictionService>;
+
+/**
+ * predict = resolve the model version, check the request, run the session, commit the
+ * history row. It answers only after the commit: an acknowledged prediction is never
+ * lost. Nothing is written when any step before the commit fails.
+ */
+export function createPredictionService(deps: { models: ModelRepository; predictions: PredictionRepository }) {
+  const { models, predictions } = deps;
+  return {
+    async predict(input: PredictInput): Promise<PredictionRecord> {
+      const started = performance.now();
+      const version = models.resolve(input.model, input.version);
+      const manifest = models.get(version.modelName)!.manifest;
+      const inputs = requestTensors(version, manifest, input);
+      const results = await version.session!.run(toFeeds(inputs));
+      const outputs = fromResults(version, results);
+      const record: PredictionRecord = {
+        id: uuidv7(),
+        modelName: version.modelName,
+        version: version.version,
+        createdAt: new Date(),
+        latencyMs: performance.now() - started,
+        inputs,
+        outputs,
+      };
+      await predictions.insert(record);
+      return record;
+    },
+  };
+}

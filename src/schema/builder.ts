@@ -1,0 +1,44 @@
+import SchemaBuilder from '@pothos/core';
+import ValidationPlugin from '@pothos/plugin-validation';
+import { DateTimeResolver } from 'graphql-scalars';
+import { BadUserInputError } from '../errors.ts';
+import type { ModelRepository } from '../inference/repository.ts';
+import type { PredictionService } from '../prediction-service.ts';
+import type { Loaders } from '../store/loaders.ts';
+import type { PredictionRepository } from '../store/prediction-repository.ts';
+
+/** What every resolver gets; built per request in app.ts. */
+export interface Context {
+  requestId: string;
+  models: ModelRepository;
+  predictions: PredictionRepository;
+  predictionService: PredictionService;
+  loaders: Loaders;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  Scalars: { DateTime: { Input: Date; Output: Date } };
+  DefaultFieldNullability: false;
+}>({
+  // Fields are non-null unless they say `nullable: true`: the contract spells out every nullable one.
+  defaultFieldNullability: false,
+  plugins: [ValidationPlugin],
+  validation: {
+    // Argument validation failures become BAD_USER_INPUT with every issue listed.
+    validationError: (failure) =>
+      new BadUserInputError(
+        failure.issues.map((issue) => ({
+          path: (issue.path ?? []).map((p) => {
+            const key = typeof p === 'object' ? p.key : p;
+            return typeof key === 'number' ? key : String(key);
+          }),
+          message: issue.message,
+        })),
+      ),
+  },
+});
+
+builder.addScalarType('DateTime', DateTimeResolver, {});
+builder.queryType({ description: 'Read the model repository and the prediction history.' });
+builder.mutationType({ description: 'Run models.' });

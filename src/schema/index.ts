@@ -1,0 +1,6 @@
+import { builder } from './builder.ts';
+import './tensor.ts';
+import './model.ts';
+import './prediction.ts';
+
+export const schema = builder.toSchema({ sortSchema: false });

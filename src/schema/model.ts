@@ -1,0 +1,80 @@
+import { MODEL_KINDS } from '../inference/manifest.ts';
+import { defaultVersionOf, type Model, type ModelVersion } from '../inference/repository.ts';
+import { builder } from './builder.ts';
+import { TensorSpecRef } from './tensor.ts';
+
+export const ModelKindEnum = builder.enumType('ModelKind', {
+  description: "What a model's outputs mean; set by `kind` in its model.json.",
+  values: {
+    CLASSIFIER: { description: 'Outputs class probabilities; predictions have `label` and `scores`.' },
+    REGRESSOR: { description: 'Outputs one number; predictions have `value`.' },
+    GENERATOR: { description: 'Generates text token by token.' },
+    GENERIC: { description: 'No manifest or no kind: only raw output tensors.' },
+  } satisfies Record<(typeof MODEL_KINDS)[number], unknown>,
+});
+
+export const ModelStatusEnum = builder.enumType('ModelStatus', {
+  description: 'Load state of a model version.',
+  values: {
+    LOADING: { description: 'The ONNX session is being created.' },
+    READY: { description: 'Serving predictions.' },
+    FAILED: { description: 'Could not be loaded; `error` says why. Other versions and models are unaffected.' },
+  },
+});
+
+export const ModelVersionRef = builder.objectRef<ModelVersion>('ModelVersion').implement({
+  description: 'One numbered version folder of a model (`models/<name>/<version>/model.onnx`).',
+  fields: (t) => ({
+    version: t.exposeInt('version', { description: 'Positive integer from the folder name.' }),
+    status: t.field({ type: ModelStatusEnum, description: 'Load state.', resolve: (v) => v.status }),
+    error: t.string({ nullable: true, description: 'Why loading failed (FAILED only).', resolve: (v) => v.error ?? null }),
+    loadedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the session became ready.',
+      resolve: (v) => v.loadedAt ?? null,
+    }),
+    inputs: t.field({ type: [TensorSpecRef], description: 'Inputs, as the session reports them.', resolve: (v) => v.inputs }),
+    outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', resolve: (v) => v.outputs }),
+  }),
+});
+
+export const ModelRef = builder.objectRef<Model>('Model').implement({
+  description: 'A model in the repository (`models/<name>/`).',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'Folder name; what `PredictInput.model` takes.' }),
+    description: t.string({
+      nullable: true,
+      description: 'From model.json.',
+      resolve: (m) => m.manifest.description ?? null,
+    }),
+    kind: t.field({ type: ModelKindEnum, description: 'What the outputs mean.', resolve: (m) => m.manifest.kind }),
+    labels: t.stringList({
+      nullable: true,
+      description: 'Class labels in output order (classifiers).',
+      resolve: (m) => m.manifest.labels ?? null,
+    }),
+    versions: t.field({ type: [ModelVersionRef], description: 'Every version folder, ascending.', resolve: (m) => m.versions }),
+    defaultVersion: t.field({
+      type: ModelVersionRef,
+      nullable: true,
+      description: "Version served when a request names none: model.json's `defaultVersion`, else the newest READY one.",
+      resolve: (m) => defaultVersionOf(m) ?? null,
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  models: t.field({
+    type: [ModelRef],
+    description: 'Every model in the repository, including those that failed to load.',
+    resolve: (_root, _args, ctx) => ctx.models.list(),
+  }),
+  model: t.field({
+    type: ModelRef,
+    nullable: true,
+    description: 'One model by name; null when the repository has none by that name.',
+    args: { name: t.arg.string({ required: true, description: 'Model name.' }) },
+    resolve: (_root, args, ctx) => ctx.models.get(args.name) ?? null,
+  }),
+}));

@@ -1,0 +1,205 @@
+import { z } from 'zod';
+import { BadUserInputError } from '../errors.ts';
+import type { Manifest } from '../inference/manifest.ts';
+import type { TensorData } from '../inference/tensors.ts';
+import type { PredictionRecord } from '../store/prediction-repository.ts';
+import { builder, type Context } from './builder.ts';
+import { ModelRef } from './model.ts';
+import { TensorInputRef, TensorRef } from './tensor.ts';
+
+interface ClassScore {
+  label: string;
+  index: number;
+  probability: number;
+}
+
+const ClassScoreRef = builder.objectRef<ClassScore>('ClassScore').implement({
+  description: 'One class of a classifier prediction.',
+  fields: (t) => ({
+    label: t.exposeString('label', { description: "The class label from the model's manifest (its index when it has none)." }),
+    index: t.exposeInt('index', { description: "Position of the class in the model's output." }),
+    probability: t.exposeFloat('probability', { description: 'Probability the model gave the class, 0..1.' }),
+  }),
+});
+
+/** The output that carries a classifier's probabilities or a regressor's value: the manifest's, else the first. */
+function mainOutput(record: PredictionRecord, manifest: Manifest): TensorData | undefined {
+  return record.outputs.find((o) => o.name === manifest.output) ?? record.outputs[0];
+}
+
+/** Classes of the first row, highest probability first; null when the model is not a classifier. */
+function classScores(record: PredictionRecord, ctx: Context): ClassScore[] | null {
+  const manifest = ctx.models.get(record.modelName)?.manifest;
+  if (manifest?.kind !== 'CLASSIFIER') return null;
+  const output = mainOutput(record, manifest);
+  if (!output) return null;
+  const width = output.shape.at(-1) ?? output.data.length;
+  return output.data
+    .slice(0, width)
+    .map((probability, index) => ({ label: manifest.labels?.[index] ?? String(index), index, probability }))
+    .sort((a, b) => b.probability - a.probability || a.index - b.index);
+}
+
+export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').implement({
+  description:
+    'One stored prediction. `label`, `scores` and `value` describe the first row of the main output (model.json `output`, else the first output).',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'UUIDv7: sorts by creation time.' }),
+    modelName: t.exposeString('modelName', { description: 'Name of the model that answered.' }),
+    version: t.exposeInt('version', { description: 'Version of the model that answered.' }),
+    createdAt: t.field({ type: 'DateTime', description: 'When the prediction was made.', resolve: (p) => p.createdAt }),
+    latencyMs: t.exposeFloat('latencyMs', { description: 'Milliseconds spent on validation and inference.' }),
+    model: t.field({
+      type: ModelRef,
+      nullable: true,
+      description: 'The model, while it is still in the repository; history outlives models.',
+      resolve: (p, _args, ctx) => ctx.models.get(p.modelName) ?? null,
+    }),
+    inputs: t.field({ type: [TensorRef], description: 'The tensors the model received.', resolve: (p) => p.inputs }),
+    outputs: t.field({ type: [TensorRef], description: 'The tensors the model returned.', resolve: (p) => p.outputs }),
+    label: t.string({
+      nullable: true,
+      description: 'Classifiers: the most probable class.',
+      resolve: (p, _args, ctx) => classScores(p, ctx)?.[0]?.label ?? null,
+    }),
+    scores: t.field({
+      type: [ClassScoreRef],
+      nullable: true,
+      description: 'Classifiers: classes by probability, highest first.',
+      args: {
+        top: t.arg.int({
+          description: 'Return only this many classes (at least 1).',
+          validate: z.number().int().min(1, { error: 'expected an integer of at least 1' }).nullish(),
+        }),
+      },
+      resolve: (p, args, ctx) => {
+        const scores = classScores(p, ctx);
+        return scores && args.top != null ? scores.slice(0, args.top) : scores;
+      },
+    }),
+    value: t.float({
+      nullable: true,
+      description: 'Regressors: the predicted value.',
+      resolve: (p, _args, ctx) => {
+        const manifest = ctx.models.get(p.modelName)?.manifest;
+        if (manifest?.kind !== 'REGRESSOR') return null;
+        return mainOutput(p, manifest)?.data[0] ?? null;
+      },
+    }),
+  }),
+});
+
+const PageInfoRef = builder.objectRef<{ hasNextPage: boolean; startCursor: string | null; endCursor: string | null }>('PageInfo').implement({
+  description: 'Relay-style pagination state.',
+  fields: (t) => ({
+    hasNextPage: t.exposeBoolean('hasNextPage', { description: 'More (older) predictions follow `endCursor`.' }),
+    hasPreviousPage: t.boolean({ description: 'Always false: the history pages forward only.', resolve: () => false }),
+    startCursor: t.exposeString('startCursor', { nullable: true, description: 'Cursor of the first edge.' }),
+    endCursor: t.exposeString('endCursor', { nullable: true, description: 'Cursor of the last edge; pass it as `after`.' }),
+  }),
+});
+
+const PredictionEdgeRef = builder.objectRef<PredictionRecord>('PredictionEdge').implement({
+  description: 'A prediction and its cursor.',
+  fields: (t) => ({
+    cursor: t.string({ description: 'Opaque position; pass as `after` to continue.', resolve: (p) => encodeCursor(p.id) }),
+    node: t.field({ type: PredictionRef, description: 'The prediction.', resolve: (p) => p }),
+  }),
+});
+
+const PredictionConnectionRef = builder
+  .objectRef<{ records: PredictionRecord[]; hasNextPage: boolean }>('PredictionConnection')
+  .implement({
+    description: 'A page of the prediction history, newest first.',
+    fields: (t) => ({
+      edges: t.field({ type: [PredictionEdgeRef], description: 'The page.', resolve: (c) => c.records }),
+      pageInfo: t.field({
+        type: PageInfoRef,
+        description: 'Where this page sits.',
+        resolve: (c) => ({
+          hasNextPage: c.hasNextPage,
+          startCursor: c.records[0] ? encodeCursor(c.records[0].id) : null,
+          endCursor: c.records.at(-1) ? encodeCursor(c.records.at(-1)!.id) : null,
+        }),
+      }),
+    }),
+  });
+
+const CURSOR_PREFIX = 'prediction:';
+const encodeCursor = (id: string) => Buffer.from(CURSOR_PREFIX + id).toString('base64url');
+function decodeCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  if (!text.startsWith(CURSOR_PREFIX)) throw new BadUserInputError([{ path: ['after'], message: 'not a cursor from this API' }]);
+  return text.slice(CURSOR_PREFIX.length);
+}
+
+const MAX_PAGE = 100;
+
+builder.queryFields((t) => ({
+  prediction: t.field({
+    type: PredictionRef,
+    nullable: true,
+    description: 'One stored prediction; null when there is none with this id.',
+    args: { id: t.arg.id({ required: true, description: 'The prediction id.' }) },
+    resolve: (_root, args, ctx) => ctx.loaders.predictionById.load(String(args.id)),
+  }),
+  predictions: t.field({
+    type: PredictionConnectionRef,
+    description: 'The prediction history, newest first, optionally filtered.',
+    args: {
+      model: t.arg.string({ description: 'Only this model.' }),
+      version: t.arg.int({ description: 'Only this version.' }),
+      since: t.arg({ type: 'DateTime', description: 'Only predictions made at or after this time.' }),
+      until: t.arg({ type: 'DateTime', description: 'Only predictions made before this time.' }),
+      first: t.arg.int({
+        defaultValue: 20,
+        description: `Page size, 1 to ${MAX_PAGE}.`,
+        validate: z
+          .number()
+          .int()
+          .min(1, { error: `expected an integer from 1 to ${MAX_PAGE}` })
+          .max(MAX_PAGE, { error: `expected an integer from 1 to ${MAX_PAGE}` }),
+      }),
+      after: t.arg.string({ description: "Continue after this cursor (a previous page's `pageInfo.endCursor`)." }),
+    },
+    resolve: async (_root, args, ctx) => {
+      const afterId = args.after != null ? decodeCursor(args.after) : undefined;
+      const page = await ctx.predictions.page(args, args.first ?? 20, afterId);
+      for (const record of page.records) ctx.loaders.predictionById.prime(record.id, record);
+      return page;
+    },
+  }),
+}));
+
+const PredictInputRef = builder.inputType('PredictInput', {
+  description: 'A prediction request: exactly one of `features` or `inputs`.',
+  fields: (t) => ({
+    model: t.string({ required: true, description: 'Model name.' }),
+    version: t.int({ description: "Version to run; default: the model's default version." }),
+    features: t.floatList({
+      description: 'Shortcut for models with one tabular input: one row of features, in `featureNames` order.',
+    }),
+    inputs: t.field({ type: [TensorInputRef], description: 'General form: every input tensor of the model.' }),
+  }),
+  validate: z
+    // loose: the validated value replaces the input, so every other field must pass through.
+    .looseObject({ features: z.array(z.number()).nullish(), inputs: z.array(z.unknown()).nullish() })
+    .refine((input) => (input.features == null) !== (input.inputs == null), {
+      error: 'give exactly one of `features` or `inputs`',
+    }),
+});
+
+builder.mutationFields((t) => ({
+  predict: t.field({
+    type: PredictionRef,
+    description: 'Runs a model on one request and stores the prediction; answers after the row is committed.',
+    args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
+    resolve: (_root, { input }, ctx) =>
+      ctx.predictionService.predict({
+        model: input.model,
+        version: input.version,
+        features: input.features,
+        inputs: input.inputs?.map((tensor) => ({ ...tensor, shape: [...tensor.shape], data: [...tensor.data] })),
+      }),
+  }),
+}));

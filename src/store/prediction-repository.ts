@@ -1,0 +1,79 @@
+import type { TensorData } from '../inference/tensors.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
+import type { Database } from './database.ts';
+
+/** One stored prediction. */
+export interface PredictionRecord {
+  /** UUIDv7: time-sortable. */
+  id: string;
+  modelName: string;
+  version: number;
+  createdAt: Date;
+  latencyMs: number;
+  inputs: TensorData[];
+  outputs: TensorData[];
+}
+
+export interface PredictionFilter {
+  model?: string | null;
+  version?: number | null;
+  since?: Date | null;
+  until?: Date | null;
+}
+
+export interface PredictionPage {
+  records: PredictionRecord[];
+  hasNextPage: boolean;
+}
+
+export type PredictionRepository = ReturnType<typeof createPredictionRepository>;
+
+type Row = Prisma.PredictionGetPayload<object>;
+
+const toRecord = (row: Row): PredictionRecord => ({
+  id: row.id,
+  modelName: row.modelName,
+  version: row.version,
+  createdAt: row.createdAt,
+  latencyMs: row.latencyMs,
+  inputs: row.inputs as unknown as TensorData[],
+  outputs: row.outputs as unknown as TensorData[],
+});
+
+export function createPredictionRepository(db: Database) {
+  return {
+    /** Resolves once the row is committed. */
+    async insert(record: PredictionRecord): Promise<void> {
+      await db.prediction.create({
+        data: {
+          ...record,
+          inputs: record.inputs as unknown as Prisma.InputJsonValue,
+          outputs: record.outputs as unknown as Prisma.InputJsonValue,
+        },
+      });
+    },
+
+    /** One SELECT for all ids; the result is aligned with `ids`, undefined where none. */
+    async findByIds(ids: readonly string[]): Promise<Array<PredictionRecord | undefined>> {
+      const rows = await db.prediction.findMany({ where: { id: { in: [...ids] } } });
+      const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
+      return ids.map((id) => byId.get(id));
+    },
+
+    /** Newest first; `afterId` continues below that id. One SELECT of `first + 1` rows. */
+    async page(filter: PredictionFilter, first: number, afterId?: string): Promise<PredictionPage> {
+      const where: Prisma.PredictionWhereInput = {};
+      if (filter.model != null) where.modelName = filter.model;
+      if (filter.version != null) where.version = filter.version;
+      if (filter.since != null || filter.until != null) {
+        where.createdAt = {
+          ...(filter.since != null ? { gte: filter.since } : {}),
+          ...(filter.until != null ? { lt: filter.until } : {}),
+        };
+      }
+      if (afterId !== undefined) where.id = { lt: afterId };
+      const rows = await db.prediction.findMany({ where, orderBy: { id: 'desc' }, take: first + 1 });
+      return { records: rows.slice(0, first).map(toRecord), hasNextPage: rows.length > first };
+    },
+  };
+}
