@@ -40,9 +40,11 @@ async function shutdown(signal: string): Promise<void> {
   force.unref();
   // close() stops accepting and resolves when every connection has ended;
   // idle keep-alive connections are closed now, busy ones after their response.
+  // Keep-alive connections that finish their last response meanwhile are closed by the sweep.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
   await closed;
+  clearInterval(sweep);
   await app.close();
   log.info('stopped');
   process.exit(0);

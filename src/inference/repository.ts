@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
@@ -106,7 +107,9 @@ export class ModelRepository {
   private async loadVersion(model: Model, entry: ModelVersion): Promise<void> {
     if (entry.status === 'FAILED') return;
     try {
-      const session = await ort.InferenceSession.create(entry.path, {
+      // Read off the main thread: a slow disk (or a file still being written) never stalls requests.
+      const bytes = await readFile(entry.path);
+      const session = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: this.options.intraOpNumThreads ?? 1,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',

@@ -3,8 +3,10 @@ import { maskError as yogaMaskError, type YogaServerOptions } from 'graphql-yoga
 import type { Logger } from 'pino';
 import { currentRequestScope } from './request-scope.ts';
 
+// By name, as envelop does: a GraphQLError from another copy of graphql-js still counts.
+const isGraphQLError = (error: unknown): error is GraphQLError => error instanceof Error && error.name === 'GraphQLError';
 const isExpected = (error: unknown): boolean =>
-  error instanceof GraphQLError && (error.originalError == null || isExpected(error.originalError));
+  isGraphQLError(error) && (error.originalError == null || isExpected(error.originalError));
 
 /**
  * Expected errors (GraphQLErrors, which carry `extensions.code`) pass through.
@@ -17,8 +19,8 @@ export function errorMasking(log: Logger): NonNullable<YogaServerOptions<object,
     maskError(error, message, isDev) {
       if (isExpected(error)) return error as Error;
       const requestId = currentRequestScope()?.requestId ?? 'none';
-      const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;
-      log.error({ err: original, requestId, path: error instanceof GraphQLError ? error.path : undefined }, 'unexpected error');
+      const original = isGraphQLError(error) && error.originalError ? error.originalError : error;
+      log.error({ err: original, requestId, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
       const masked = yogaMaskError(error, message, isDev) as GraphQLError;
       return new GraphQLError(masked.message, {
         nodes: masked.nodes,

@@ -55,7 +55,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
       description: 'The model, while it is still in the repository; history outlives models.',
       resolve: (p, _args, ctx) => ctx.models.get(p.modelName) ?? null,
     }),
-    inputs: t.field({ type: [TensorRef], description: 'The tensors the model received.', resolve: (p) => p.inputs }),
+    inputs: t.field({ type: [TensorRef], description: 'The request tensors, as sent (the model sees them converted to their datatype).', resolve: (p) => p.inputs }),
     outputs: t.field({ type: [TensorRef], description: 'The tensors the model returned.', resolve: (p) => p.outputs }),
     label: t.string({
       nullable: true,

@@ -1,0 +1,131 @@
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './helpers/gateway.ts';
+
+const PREDICT = `mutation($input: PredictInput!) { predict(input: $input) { id label } }`;
+const iris = (rest: Record<string, unknown>) => ({ input: { model: 'iris', ...rest } });
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway();
+});
+afterAll(() => gw.close());
+
+function issuesOf(res: Awaited<ReturnType<TestGateway['gql']>>) {
+  expect(res.body.errors).toHaveLength(1);
+  expect(res.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+  return res.body.errors![0]!.extensions!.issues as Array<{ path: Array<string | number>; message: string }>;
+}
+
+describe('bad input gets BAD_USER_INPUT with every issue, and stores nothing', () => {
+  it.each([
+    ['both features and inputs', iris({ features: [1, 2, 3, 4], inputs: [] }), [['input']]],
+    ['neither features nor inputs', iris({}), [['input']]],
+    ['too few features', iris({ features: [1, 2, 3] }), [['input', 'features']]],
+    ['features outside the manifest range', iris({ features: [100, -1, 1.4, 0.2] }), [['input', 'features', 0], ['input', 'features', 1]]],
+    [
+      'unknown and missing input names',
+      iris({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] }),
+      [['input', 'inputs', 0, 'name'], ['input', 'inputs']],
+    ],
+    [
+      'wrong element count for the shape',
+      iris({ inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4] }] }),
+      [['input', 'inputs', 0, 'data']],
+    ],
+    [
+      'wrong datatype and wrong fixed dimension together',
+      iris({ inputs: [{ name: 'features', datatype: 'INT64', shape: [1, 5], data: [1, 2, 3, 4, 5] }] }),
+      [['input', 'inputs', 0, 'datatype'], ['input', 'inputs', 0, 'shape', 1]],
+    ],
+    ['negative dimension', iris({ inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4], data: [1, 2, 3, 4] }] }), [['input', 'inputs', 0, 'shape']]],
+  ])('%s', async (_name, variables, paths) => {
+    const before = gw.countRows();
+    const res = await gw.gql(PREDICT, variables);
+    const issues = issuesOf(res);
+    expect(issues.map((i) => i.path)).toEqual(paths);
+    for (const issue of issues) expect(issue.message.length).toBeGreaterThan(5);
+    expect(res.body.data).toBeNull(); // predict is non-null, so the null reaches data
+    expect(gw.countRows()).toBe(before);
+  });
+
+  it('names the feature and its range', async () => {
+    const issues = issuesOf(await gw.gql(PREDICT, iris({ features: [5.1, 3.5, 1.4, 99] })));
+    expect(issues).toEqual([{ path: ['input', 'features', 3], message: '`petal_width_cm` must be from 0 to 5, got 99' }]);
+  });
+
+  it('rejects a non-finite number sent in the variables JSON', async () => {
+    const before = gw.countRows();
+    const body = `{"query":${JSON.stringify(PREDICT)},"variables":{"input":{"model":"iris","features":[1e999,3.5,1.4,0.2]}}}`;
+    const res = await gw.gql('', undefined, { body });
+    const issues = issuesOf(res);
+    expect(issues[0]!.path).toEqual(['input', 'features', 0]);
+    expect(issues[0]!.message).toMatch(/Infinity/);
+    expect(gw.countRows()).toBe(before);
+  });
+
+  it('rejects a whole-number datatype given a fraction', async () => {
+    // iris takes FP32, so send INT64 data: the datatype issue and the value issue are both reported.
+    const issues = issuesOf(
+      await gw.gql(PREDICT, iris({ inputs: [{ name: 'features', datatype: 'INT64', shape: [1, 4], data: [1, 2, 3, 4] }] })),
+    );
+    expect(issues.map((i) => i.path)).toEqual([['input', 'inputs', 0, 'datatype']]);
+  });
+
+  it('validates pagination arguments', async () => {
+    const issues = issuesOf(await gw.gql(`{ predictions(first: 1000) { edges { cursor } } }`));
+    expect(issues).toEqual([{ path: ['first'], message: 'expected an integer from 1 to 100' }]);
+    const cursor = issuesOf(await gw.gql(`{ predictions(after: "bm9wZQ") { edges { cursor } } }`));
+    expect(cursor[0]!.path).toEqual(['after']);
+  });
+});
+
+describe('unknown models', () => {
+  it('MODEL_NOT_FOUND for an unknown model or version', async () => {
+    const before = gw.countRows();
+    const res = await gw.gql(PREDICT, { input: { model: 'nope', features: [1] } });
+    expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'MODEL_NOT_FOUND', model: 'nope' });
+    expect(res.body.errors![0]!.message).toBe('Model `nope` is not in the model repository');
+    const version = await gw.gql(PREDICT, { input: { model: 'iris', version: 7, features: [5.1, 3.5, 1.4, 0.2] } });
+    expect(version.body.errors![0]!.extensions).toMatchObject({ code: 'MODEL_NOT_FOUND', version: 7 });
+    expect(gw.countRows()).toBe(before);
+  });
+
+  it('model(name) and prediction(id) are null when unknown', async () => {
+    const res = await gw.gql(`{ model(name: "nope") { name } prediction(id: "0190b6c2-0000-7000-8000-000000000000") { id } }`);
+    expect(res.body).toEqual({ data: { model: null, prediction: null } });
+  });
+});
+
+describe('unexpected errors', () => {
+  it('are masked, carry the request id that the log shows, roll back, and the server stays up', async () => {
+    // A real database failure: a trigger that aborts inserts for one model.
+    const db = new Database(gw.dbFile);
+    db.exec(`CREATE TRIGGER fail_digits BEFORE INSERT ON "Prediction" WHEN NEW."modelName" = 'digits'
+             BEGIN SELECT RAISE(ABORT, 'secret detail from SQLite'); END`);
+    db.close();
+    const before = gw.countRows();
+
+    const res = await gw.gql(PREDICT, { input: { model: 'digits', features: new Array(64).fill(1) } }, {
+      headers: { 'x-request-id': 'req-test-42' },
+    });
+    expect(res.headers.get('x-request-id')).toBe('req-test-42');
+    expect(res.body.data).toBeNull(); // predict is non-null, so the null reaches data
+    const error = res.body.errors![0]!;
+    expect(error.message).toBe('Unexpected error.');
+    expect(error.extensions).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', requestId: 'req-test-42' });
+    expect(JSON.stringify(res.body)).not.toMatch(/secret|SQLite|at .*\.ts|Prediction/);
+    expect(gw.countRows()).toBe(before);
+
+    const logged = gw.logs.find((l) => l.requestId === 'req-test-42');
+    expect(logged).toBeDefined();
+    expect(logged!.msg).toBe('unexpected error');
+    expect(JSON.stringify(logged!.err)).toMatch(/secret detail from SQLite/);
+
+    // Still serving, and a generated request id comes back when the client sends none.
+    const ok = await gw.gql(PREDICT, iris({ features: [5.1, 3.5, 1.4, 0.2] }));
+    expect(ok.body.data.predict.label).toBe('setosa');
+    expect(ok.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(gw.countRows()).toBe(before + 1);
+  });
+});

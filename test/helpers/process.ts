@@ -1,0 +1,51 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  url: string;
+  dbFile: string;
+  lines: Array<Record<string, any>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `src/main.ts` in a child process, as `npm start` runs it, on an ephemeral port. */
+export function spawnGateway(env: Record<string, string> = {}): { child: ChildProcess; stderr: () => string; exited: GatewayProcess['exited'] } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stderr: () => stderr, exited };
+}
+
+/** Spawns the gateway on a fresh SQLite file and resolves once it listens. */
+export async function startGatewayProcess(env: Record<string, string> = {}): Promise<GatewayProcess> {
+  const dbFile = join(mkdtempSync(join(tmpdir(), 'gateway-proc-')), 'history.db');
+  const { child, exited, stderr } = spawnGateway({ DATABASE_URL: `file:${dbFile}`, ...env });
+  const lines: Array<Record<string, any>> = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const entry = JSON.parse(line);
+      lines.push(entry);
+      if (entry.msg === 'listening') resolve(`http://127.0.0.1:${entry.port}`);
+    });
+    void exited.then(({ code }) => reject(new Error(`gateway exited with ${code}: ${stderr()}`)));
+  });
+  return { child, url, dbFile, lines, exited };
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

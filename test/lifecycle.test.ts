@@ -1,0 +1,49 @@
+import { connect } from 'node:net';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { spawnGateway, startGatewayProcess, waitFor } from './helpers/process.ts';
+
+describe('process lifecycle', () => {
+  it('a bad variable stops start-up with one line naming it', async () => {
+    const { exited, stderr } = spawnGateway({ PORT: 'abc' });
+    expect((await exited).code).toBe(1);
+    expect(stderr().trim().split('\n')).toEqual(['Invalid configuration: PORT: expected an integer from 0 to 65535, got "abc"']);
+  });
+
+  it('on SIGTERM stops accepting, finishes the request in flight, and exits 0', async () => {
+    const gw = await startGatewayProcess();
+    await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200);
+
+    // A predict whose body is only half sent when the signal arrives.
+    const body = JSON.stringify({ query: 'mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id label } }' });
+    const { port } = new URL(gw.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let response = '';
+    socket.on('data', (chunk) => (response += chunk));
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(
+      `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+    );
+    socket.write(body.slice(0, 20));
+    await new Promise((r) => setTimeout(r, 200));
+
+    gw.child.kill('SIGTERM');
+    await waitFor(async () => gw.lines.some((l) => l.msg?.startsWith('shutting down')));
+    // No new connections once shutdown has begun.
+    await expect(fetch(`${gw.url}/healthz`)).rejects.toThrow();
+
+    socket.write(body.slice(20));
+    await ended;
+    expect(response).toMatch(/^HTTP\/1\.1 200/);
+    const json = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''));
+    expect(json.data.predict.label).toBe('setosa');
+
+    expect(await gw.exited).toEqual({ code: 0, signal: null });
+    expect(gw.lines.at(-1)!.msg).toBe('stopped');
+    const db = new Database(gw.dbFile, { readonly: true });
+    const ids = db.prepare('SELECT id FROM "Prediction"').all().map((r: any) => r.id);
+    db.close();
+    expect(ids).toEqual([json.data.predict.id]);
+  });
+});

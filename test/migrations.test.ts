@@ -1,0 +1,65 @@
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/store/database.ts';
+import { MigrationError, migrateSqlite } from '../src/store/migrate.ts';
+
+const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
+
+describe('migrations', () => {
+  it('apply once, are recorded the way Prisma records them, and are idempotent', () => {
+    const file = join(temp(), 'db.sqlite');
+    expect(migrateSqlite(file, 'prisma/migrations')).toEqual([{ name: '20261126000000_init', applied: true }]);
+    expect(migrateSqlite(file, 'prisma/migrations')).toEqual([{ name: '20261126000000_init', applied: false }]);
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT migration_name, checksum, finished_at FROM _prisma_migrations').all() as any[];
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+    const sql = readFileSync('prisma/migrations/20261126000000_init/migration.sql');
+    expect(rows).toEqual([
+      { migration_name: '20261126000000_init', checksum: createHash('sha256').update(sql).digest('hex'), finished_at: expect.any(String) },
+    ]);
+  });
+
+  it('refuse to start when an applied migration was edited', () => {
+    const dir = temp();
+    cpSync('prisma/migrations', join(dir, 'migrations'), { recursive: true });
+    const file = join(dir, 'db.sqlite');
+    migrateSqlite(file, join(dir, 'migrations'));
+    writeFileSync(join(dir, 'migrations', '20261126000000_init', 'migration.sql'), '-- edited\n');
+    expect(() => migrateSqlite(file, join(dir, 'migrations'))).toThrow(MigrationError);
+    expect(() => migrateSqlite(file, join(dir, 'migrations'))).toThrow('Migration `20261126000000_init` was modified after it was applied');
+  });
+
+  it('leave nothing behind when a migration fails', () => {
+    const dir = temp();
+    cpSync('prisma/migrations', join(dir, 'migrations'), { recursive: true });
+    cpSync(join(dir, 'migrations', '20261126000000_init'), join(dir, 'migrations', '20261127000000_broken'), { recursive: true });
+    writeFileSync(join(dir, 'migrations', '20261127000000_broken', 'migration.sql'), 'CREATE TABLE "Extra" (id TEXT);\nTHIS IS NOT SQL;');
+    const file = join(dir, 'db.sqlite');
+    expect(() => migrateSqlite(file, join(dir, 'migrations'))).toThrow();
+    const db = new Database(file, { readonly: true });
+    const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all().map((r: any) => r.name);
+    db.close();
+    expect(tables).toEqual(['_prisma_migrations']); // init rolled back too: one transaction
+  });
+
+  it('match the Prisma schema: every column round-trips through the generated client', async () => {
+    const db = await openDatabase(`file:${join(temp(), 'db.sqlite')}`);
+    const row = {
+      id: '0190b6c2-0000-7000-8000-000000000001',
+      modelName: 'm',
+      version: 3,
+      createdAt: new Date('2026-01-02T03:04:05.678Z'),
+      latencyMs: 1.25,
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [0.5] }],
+      outputs: [{ name: 'y', datatype: 'INT64', shape: [2], data: [1, 2] }],
+    };
+    await db.prediction.create({ data: row });
+    expect(await db.prediction.findUniqueOrThrow({ where: { id: row.id } })).toEqual(row);
+    await db.$disconnect();
+  });
+});
