@@ -124,3 +124,30 @@ export function loadDigits(): ClassificationData {
   const labels = Array.from({ length: 10 }, (_, d) => String(d));
   return splitClassColumn('digits.csv.gz', parseRows(readText('digits.csv.gz'), /,/), 1797, DIGITS_FEATURES, labels);
 }
+
+/** The BSD fortune(6) files in datasets/fortunes/, in the order their entries are returned. */
+export const FORTUNE_FILES = ['fortunes', 'literature', 'riddles'] as const;
+
+/**
+ * fortune(6) text files: entries separated by lines holding only `%`. Returns the
+ * raw entries (no normalisation) in file order, each ending with its last newline;
+ * blank entries are skipped.
+ */
+export function loadFortunes(): string[] {
+  const entries: string[] = [];
+  for (const file of FORTUNE_FILES) {
+    let lines: string[] = [];
+    const flush = () => {
+      if (lines.some((line) => line.trim().length > 0)) entries.push(`${lines.join('\n')}\n`);
+      lines = [];
+    };
+    const text = readText(`fortunes/${file}`);
+    // split('\n') leaves one empty string after the final newline; it is not a line.
+    for (const line of text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n')) {
+      if (line === '%') flush();
+      else lines.push(line);
+    }
+    flush();
+  }
+  return entries;
+}

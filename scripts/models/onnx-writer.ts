@@ -227,6 +227,18 @@ export function int32Tensor(name: string, dims: number[], values: ArrayLike<numb
   return { name, data_type: DataType.INT32, dims, raw_data: bytes };
 }
 
+/** uint8 tensor (e.g. quantised lookup tables) as raw_data, one byte per value. */
+export function uint8Tensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
+  checkCount(name, dims, values.length);
+  const bytes = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isInteger(v) || v < 0 || v > 255) throw new Error(`tensor ${name}: ${v} is not a uint8`);
+    bytes[i] = v;
+  }
+  return { name, data_type: DataType.UINT8, dims, raw_data: bytes };
+}
+
 /** Graph input/output declaration; string dims become symbolic (dim_param). */
 export function valueInfo(name: string, elemType: DataTypeCode, shape: Dim[], docString?: string): ValueInfoProto {
   const dim = shape.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d }));
