@@ -39,7 +39,7 @@ describe('history', () => {
     let after: string | null = null;
     let pages = 0;
     for (;;) {
-      const res: Awaited<ReturnType<TestGateway["gql"]>> = await gw.gql(PAGE, { first: 8, after });
+      const res: GraphQLResponse = await gw.gql(PAGE, { first: 8, after });
       expect(res.body.errors).toBeUndefined();
       const { edges, pageInfo }: { edges: any[]; pageInfo: any } = res.body.data.predictions;
       seen.push(...edges.map((e: any) => e.node.id));

@@ -1,6 +1,8 @@
-// The four shipped models: data, split, hyper-parameters and manifest text.
+// The shipped models: data, split, hyper-parameters and manifest text.
 // build.ts trains from these; verify.ts uses them to rebuild the held-out rows.
-import { loadBreastCancer, loadDiabetes, loadDigits, loadIris } from './datasets.ts';
+// MODELS are the four tabular models; GENERATORS the text generators.
+import type { CharNgramOptions } from './charlm.ts';
+import { loadBreastCancer, loadDiabetes, loadDigits, loadFortunes, loadIris } from './datasets.ts';
 import { generousRanges, type FeatureRange } from './manifest.ts';
 import { randomSplit, stratifiedSplit, type Split } from './split.ts';
 import type { SgdOptions } from './train.ts';
@@ -86,5 +88,36 @@ export const MODELS: readonly ModelSpec[] = [
     load: loadDigits,
     sgd: { epochs: 60, batchSize: 32, learningRate: 0.01, momentum: 0.9, l2: 1e-3 },
     ranges: (d) => d.featureNames.map((name) => ({ name, min: 0, max: 16 })),
+  },
+];
+
+export interface GeneratorSpec {
+  /** Directory name under models/ and the graph name. */
+  name: string;
+  kind: 'GENERATOR';
+  description: string;
+  /** Raw text entries; whole entries are held out. */
+  load: () => string[];
+  testFraction: number;
+  ngram: CharNgramOptions;
+}
+
+export const GENERATORS: readonly GeneratorSpec[] = [
+  {
+    name: 'fortune',
+    kind: 'GENERATOR',
+    description:
+      'Character-level 6-gram language model (interpolated modified Kneser-Ney, pruned; predicts the next ' +
+      'character from the previous five) trained on the BSD fortune corpus of fortunes, literature quotes and ' +
+      'riddles; writes English-looking nonsense.',
+    load: loadFortunes,
+    testFraction: 0.1,
+    ngram: {
+      order: 6,
+      minCharCount: 2,
+      minContextCount: [1, 1, 1, 1, 2, 3],
+      logitStepBits: 0.1,
+      hashLoad: 0.45,
+    },
   },
 ];

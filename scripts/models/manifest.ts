@@ -23,7 +23,33 @@ export interface RegressorMetrics {
   seed: number;
 }
 
-export type ModelManifest =
+/** Figures of a character-level generator; bits are per predicted character (all but an entry's first). */
+export interface GeneratorMetrics {
+  /** Mean -log2 p(next char) over the held-out entries. */
+  heldOutBitsPerChar: number;
+  /** The same for add-one smoothed unigram frequencies of the training characters (baseline). */
+  unigramBitsPerChar: number;
+  /** Characters predicted in training / scored in the held-out entries. */
+  trainChars: number;
+  testChars: number;
+  trainEntries: number;
+  testEntries: number;
+  /** Seed of the entry-level train/test split; verify.ts re-derives the split from it. */
+  seed: number;
+}
+
+export interface GeneratorManifest {
+  description: string;
+  kind: 'GENERATOR';
+  /** vocabulary[i] is the text of token id i; the logits' last dimension is vocabulary.length. */
+  vocabulary: string[];
+  output: 'logits';
+  defaultVersion: number;
+  metrics: GeneratorMetrics;
+}
+
+/** Manifests of the tabular models (input `features`). */
+export type TabularManifest =
   | {
       description: string;
       kind: 'CLASSIFIER';
@@ -44,6 +70,8 @@ export type ModelManifest =
       batching: Batching;
       metrics: RegressorMetrics;
     };
+
+export type ModelManifest = TabularManifest | GeneratorManifest;
 
 export interface Batching {
   maxBatchSize: number;
