@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { startGateway, type GraphQLResponse, type TestGateway } from './helpers/gateway.ts';
 
 let gw: TestGateway;
 const statements: string[] = [];

@@ -176,7 +176,7 @@ export function charNgramOnnx(m: CharNgramModel, text: GraphText): Uint8Array {
       node: nodes,
       initializer: initializers,
       input: [
-        valueInfo(GENERATOR_INPUT_IDS, DataType.INT64, [BATCH, SEQUENCE], 'token ids, index into the vocabulary metadata'),
+        valueInfo(GENERATOR_INPUT_IDS, DataType.INT64, [BATCH, SEQUENCE], 'token ids: indices into the vocabulary'),
         valueInfo(
           GENERATOR_ATTENTION_MASK,
           DataType.INT64,

@@ -31,6 +31,8 @@ export const manifestSchema = z.strictObject({
       maxQueueDelayMs: z.number().min(0).default(1),
     })
     .optional(),
+  /** Generators: the string of each token id, in id order (the length of the logits' last dimension). */
+  vocabulary: z.array(z.string()).min(1).optional(),
   /** Free-form training figures (held-out accuracy, R², rows, seed), shown as-is. */
   metrics: z.record(z.string(), z.union([z.number(), z.string()])).optional(),
 });
