@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { createYoga, useReadinessCheck } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { ModelRepository } from './inference/repository.ts';
@@ -34,6 +35,22 @@ export interface App {
 }
 
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
+/**
+ * Operation limits (GraphQL Armor). Generous for real clients; send large tensors as
+ * variables, which do not count as tokens. Field suggestions stay on for GraphiQL users.
+ */
+const armor = new EnvelopArmor({
+  maxDepth: { n: 20, ignoreIntrospection: false },
+  maxAliases: { n: 50 },
+  maxTokens: { n: 20_000 },
+  maxDirectives: { n: 50 },
+  costLimit: { maxCost: 20_000 },
+  blockFieldSuggestion: { enabled: false },
+});
+
+/** Requests with a declared body larger than this get 413 before Yoga reads them. */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
   const db = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
@@ -58,6 +75,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       loaders: createLoaders(predictions),
     }),
     plugins: [
+      ...armor.protect().plugins,
       useVariableErrorCodes(),
       useReadinessCheck({
         endpoint: '/readyz',
@@ -74,6 +92,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const requestId = requestIdFor(req);
     req.headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      res.writeHead(413, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
+      req.resume();
+      return;
+    }
     runInRequestScope({ requestId }, () => void yoga(req, res));
   };
 
