@@ -1,18 +1,21 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { createYoga, useReadinessCheck } from 'graphql-yoga';
 import type { Config } from './config.ts';
+import { createGenerationService } from './generation-service.ts';
 import { ModelRepository } from './inference/repository.ts';
 import { errorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
-import { requestIdFor, runInRequestScope } from './observability/request-scope.ts';
+import { currentRequestScope, requestIdFor, runInRequestScope } from './observability/request-scope.ts';
 import { useVariableErrorCodes } from './observability/use-variable-error-codes.ts';
 import { createPredictionService } from './prediction-service.ts';
+import { createEventBus } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
+import { attachWebSocket } from './transport/websocket.ts';
 
 export interface AppOptions {
   log?: Logger;
@@ -20,21 +23,6 @@ export interface AppOptions {
   onQuery?: (sql: string) => void;
 }
 
-export interface App {
-  config: Config;
-  log: Logger;
-  db: Database;
-  models: ModelRepository;
-  /** Node request listener: request id scope + Yoga. */
-  handle: (req: IncomingMessage, res: ServerResponse) => void;
-  yoga: ReturnType<typeof createYoga<{ req: IncomingMessage; res: ServerResponse }, Context>>;
-  /** Resolves once every model version is READY or FAILED. */
-  modelsLoaded: Promise<void>;
-  /** Releases sessions and the database. Call after the HTTP server has stopped. */
-  close(): Promise<void>;
-}
-
-/** Builds the gateway (database migrated, models loading in the background); never listens. */
 /**
  * Operation limits (GraphQL Armor). Generous for real clients; send large tensors as
  * variables, which do not count as tokens. Field suggestions stay on for GraphiQL users.
@@ -51,15 +39,20 @@ const armor = new EnvelopArmor({
 /** Requests with a declared body larger than this get 413 before Yoga reads them. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+export type App = Awaited<ReturnType<typeof createApp>>;
+
+/** Builds the gateway (database migrated, models loading in the background); never listens. */
+export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
-  const db = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
+  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
   const models = new ModelRepository(config.modelRepository, log);
   const modelsLoaded = models.load();
+  const bus = createEventBus();
   const predictions = createPredictionRepository(db);
-  const predictionService = createPredictionService({ models, predictions });
+  const predictionService = createPredictionService({ models, predictions, bus });
+  const generationService = createGenerationService({ models, predictions, bus, maxConcurrent: config.maxGenerations });
 
-  const yoga = createYoga<{ req: IncomingMessage; res: ServerResponse }, Context>({
+  const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
@@ -68,10 +61,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logging: yogaLogger(log),
     maskedErrors: errorMasking(log),
     context: ({ request }) => ({
-      requestId: request.headers.get('x-request-id') ?? 'none',
+      requestId: currentRequestScope()?.requestId ?? request?.headers.get('x-request-id') ?? 'none',
       models,
       predictions,
       predictionService,
+      generationService,
+      bus,
       loaders: createLoaders(predictions),
     }),
     plugins: [
@@ -88,6 +83,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ],
   });
 
+  /** Node request listener: request id scope + Yoga. */
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const requestId = requestIdFor(req);
     req.headers['x-request-id'] = requestId;
@@ -101,15 +97,34 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     runInRequestScope({ requestId }, () => void yoga(req, res));
   };
 
+  const sockets: Array<() => Promise<void>> = [];
+
   return {
     config,
     log,
     db,
     models,
-    handle,
     yoga,
+    bus,
+    generationService,
+    handle,
+    /** Resolves once every model version is READY or FAILED. */
     modelsLoaded,
-    async close() {
+    /** Serves graphql-transport-ws on the server's /graphql path. */
+    attachWebSocket(server: Server) {
+      sockets.push(attachWebSocket(server, yoga, log));
+    },
+    /**
+     * First step of shutdown: refuse new generations and end running ones with a
+     * CANCELLED event, so their streams (and connections) finish.
+     */
+    async drain(): Promise<void> {
+      await generationService.close();
+      await Promise.all(sockets.map((close) => close()));
+    },
+    /** Releases sessions and the database. Call after the HTTP server has stopped. */
+    async close(): Promise<void> {
+      await this.drain();
       await yoga.dispose();
       await models.close();
       await db.$disconnect();

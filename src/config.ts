@@ -28,6 +28,12 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Serve GraphiQL to browsers on GET /graphql. @default true */
   GRAPHIQL: booleanFlag.default(true),
+  /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
+  MAX_GENERATIONS: z.coerce
+    .number({ error: 'expected a whole number >= 1' })
+    .int({ error: 'expected a whole number >= 1' })
+    .min(1, { error: 'expected a whole number >= 1' })
+    .default(32),
   /** How long shutdown waits for requests in flight before closing their connections. @default 10000 */
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number({ error: 'expected a number of milliseconds' })
@@ -44,6 +50,7 @@ export type Config = Readonly<{
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   graphiql: boolean;
   shutdownTimeoutMs: number;
+  maxGenerations: number;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -79,5 +86,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     logLevel: e.LOG_LEVEL,
     graphiql: e.GRAPHIQL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    maxGenerations: e.MAX_GENERATIONS,
   });
 }

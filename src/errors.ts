@@ -4,7 +4,7 @@ import { GraphQLError } from 'graphql';
  * Expected errors: the client may see them, with `extensions.code`. Anything else
  * thrown in a resolver is masked (see observability/error-masking.ts).
  */
-export type ErrorCode = 'BAD_USER_INPUT' | 'MODEL_NOT_FOUND' | 'MODEL_NOT_READY';
+export type ErrorCode = 'BAD_USER_INPUT' | 'MODEL_NOT_FOUND' | 'MODEL_NOT_READY' | 'TOO_MANY_REQUESTS' | 'SERVICE_UNAVAILABLE';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -53,6 +53,20 @@ export class ModelNotReadyError extends GatewayError {
       `Model \`${model}\` version ${version} is not ready (${status}${reason ? `: ${reason}` : ''})`,
       { model, version, status },
     );
+  }
+}
+
+/** A capacity limit is reached; retrying later can succeed. */
+export class TooManyRequestsError extends GatewayError {
+  constructor(what: string, limit: number) {
+    super('TOO_MANY_REQUESTS', `Too many ${what} at once (limit ${limit}); retry later`, { limit });
+  }
+}
+
+/** The server is shutting down and takes no new work. */
+export class ServiceUnavailableError extends GatewayError {
+  constructor() {
+    super('SERVICE_UNAVAILABLE', 'The server is shutting down; retry on another instance');
   }
 }
 

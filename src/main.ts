@@ -16,6 +16,7 @@ try {
 const log = createLogger(config.logLevel);
 const app = await createApp(config, { log });
 const server = createServer(app.handle);
+app.attachWebSocket(server);
 server.listen(config.port, config.host, () => {
   const { port } = server.address() as AddressInfo;
   log.info({ host: config.host, port, url: `http://${config.host}:${port}/graphql` }, 'listening');
@@ -43,6 +44,8 @@ async function shutdown(signal: string): Promise<void> {
   // Keep-alive connections that finish their last response meanwhile are closed by the sweep.
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  // Running generations end with a CANCELLED event (and are stored), so their streams finish.
+  await app.drain();
   await closed;
   clearInterval(sweep);
   await app.close();

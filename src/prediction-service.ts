@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
-import type { ModelRepository } from './inference/repository.ts';
+import { runSession, type ModelRepository } from './inference/repository.ts';
 import { fromResults, requestTensors, toFeeds, type PredictRequest } from './inference/tensors.ts';
+import type { EventBus } from './pubsub/event-bus.ts';
 import type { PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
 
 export interface PredictInput extends PredictRequest {
@@ -14,17 +15,18 @@ export type PredictionService = ReturnType<typeof createPredictionService>;
 /**
  * predict = resolve the model version, check the request, run the session, commit the
  * history row. It answers only after the commit: an acknowledged prediction is never
- * lost. Nothing is written when any step before the commit fails.
+ * lost. Nothing is written when any step before the commit fails. Subscribers hear of
+ * the prediction only after the commit.
  */
-export function createPredictionService(deps: { models: ModelRepository; predictions: PredictionRepository }) {
-  const { models, predictions } = deps;
+export function createPredictionService(deps: { models: ModelRepository; predictions: PredictionRepository; bus: EventBus }) {
+  const { models, predictions, bus } = deps;
   return {
     async predict(input: PredictInput): Promise<PredictionRecord> {
       const started = performance.now();
       const version = models.resolve(input.model, input.version);
       const manifest = models.get(version.modelName)!.manifest;
       const inputs = requestTensors(version, manifest, input);
-      const results = await version.session!.run(toFeeds(inputs));
+      const results = await runSession(version, toFeeds(inputs));
       const outputs = fromResults(version, results);
       const record: PredictionRecord = {
         id: uuidv7(),
@@ -36,6 +38,7 @@ export function createPredictionService(deps: { models: ModelRepository; predict
         outputs,
       };
       await predictions.insert(record);
+      bus.publish('prediction.created', record);
       return record;
     },
   };

@@ -14,6 +14,7 @@ describe('config', () => {
       logLevel: 'info',
       graphiql: true,
       shutdownTimeoutMs: 10_000,
+      maxGenerations: 32,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -24,6 +25,7 @@ describe('config', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'Invalid configuration: DATABASE_URL: expected a SQLite URL such as file:./data/gateway.db, got "mysql://x"'],
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
+    [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'Invalid configuration: SHUTDOWN_TIMEOUT_MS: expected a whole number of milliseconds, got "-1"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

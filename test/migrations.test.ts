@@ -12,16 +12,20 @@ const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
 describe('migrations', () => {
   it('apply once, are recorded the way Prisma records them, and are idempotent', () => {
     const file = join(temp(), 'db.sqlite');
-    expect(migrateSqlite(file, 'prisma/migrations')).toEqual([{ name: '20261126000000_init', applied: true }]);
-    expect(migrateSqlite(file, 'prisma/migrations')).toEqual([{ name: '20261126000000_init', applied: false }]);
+    const names = ['20261126000000_init', '20261126100000_generation'];
+    expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: true })));
+    expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: false })));
     const db = new Database(file, { readonly: true });
     const rows = db.prepare('SELECT migration_name, checksum, finished_at FROM _prisma_migrations').all() as any[];
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
-    const sql = readFileSync('prisma/migrations/20261126000000_init/migration.sql');
-    expect(rows).toEqual([
-      { migration_name: '20261126000000_init', checksum: createHash('sha256').update(sql).digest('hex'), finished_at: expect.any(String) },
-    ]);
+    expect(rows).toEqual(
+      names.map((name) => ({
+        migration_name: name,
+        checksum: createHash('sha256').update(readFileSync(`prisma/migrations/${name}/migration.sql`)).digest('hex'),
+        finished_at: expect.any(String),
+      })),
+    );
   });
 
   it('refuse to start when an applied migration was edited', () => {
@@ -57,6 +61,7 @@ describe('migrations', () => {
       latencyMs: 1.25,
       inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [0.5] }],
       outputs: [{ name: 'y', datatype: 'INT64', shape: [2], data: [1, 2] }],
+      generation: { prompt: 'Hi', text: ' there', finishReason: 'STOP', tokens: 6, parameters: { seed: 1 } },
     };
     await db.prediction.create({ data: row });
     expect(await db.prediction.findUniqueOrThrow({ where: { id: row.id } })).toEqual(row);

@@ -27,6 +27,15 @@ export interface ModelVersion {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   session?: ort.InferenceSession;
+  /** Counters since start-up. */
+  stats: { runs: number };
+}
+
+/** One ONNX run on a READY version; every inference goes through here so runs are counted. */
+export function runSession(version: ModelVersion, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+  if (!version.session) throw new Error(`model \`${version.modelName}\` version ${version.version} has no session`);
+  version.stats.runs++;
+  return version.session.run(feeds);
 }
 
 export interface Model {
@@ -171,7 +180,7 @@ function scan(root: string): Model[] {
       .sort((a, b) => a - b)
       .map((version): ModelVersion => {
         const path = join(dir, String(version), 'model.onnx');
-        const entry: ModelVersion = { modelName: name, version, path, status: 'LOADING', inputs: [], outputs: [] };
+        const entry: ModelVersion = { modelName: name, version, path, status: 'LOADING', inputs: [], outputs: [], stats: { runs: 0 } };
         if (manifestError) Object.assign(entry, { status: 'FAILED', error: manifestError });
         else if (!existsSync(path)) Object.assign(entry, { status: 'FAILED', error: `${version}/model.onnx is missing` });
         return entry;

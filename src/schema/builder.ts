@@ -3,7 +3,9 @@ import ValidationPlugin from '@pothos/plugin-validation';
 import { DateTimeResolver } from 'graphql-scalars';
 import { BadUserInputError } from '../errors.ts';
 import type { ModelRepository } from '../inference/repository.ts';
+import type { GenerationService } from '../generation-service.ts';
 import type { PredictionService } from '../prediction-service.ts';
+import type { EventBus } from '../pubsub/event-bus.ts';
 import type { Loaders } from '../store/loaders.ts';
 import type { PredictionRepository } from '../store/prediction-repository.ts';
 
@@ -13,6 +15,8 @@ export interface Context {
   models: ModelRepository;
   predictions: PredictionRepository;
   predictionService: PredictionService;
+  generationService: GenerationService;
+  bus: EventBus;
   loaders: Loaders;
 }
 
@@ -42,3 +46,4 @@ export const builder = new SchemaBuilder<{
 builder.addScalarType('DateTime', DateTimeResolver, {});
 builder.queryType({ description: 'Read the model repository and the prediction history.' });
 builder.mutationType({ description: 'Run models.' });
+builder.subscriptionType({ description: 'Streams, over SSE (GraphQL over SSE) or WebSocket (graphql-transport-ws) on /graphql.' });

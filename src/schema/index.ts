@@ -2,5 +2,6 @@ import { builder } from './builder.ts';
 import './tensor.ts';
 import './model.ts';
 import './prediction.ts';
+import './generation.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,3 +1,4 @@
+import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
 import { BadUserInputError } from '../errors.ts';
 import type { Manifest } from '../inference/manifest.ts';
@@ -40,6 +41,15 @@ function classScores(record: PredictionRecord, ctx: Context): ClassScore[] | nul
     .sort((a, b) => b.probability - a.probability || a.index - b.index);
 }
 
+export const FinishReasonEnum = builder.enumType('FinishReason', {
+  description: 'Why a generation ended.',
+  values: {
+    LENGTH: { description: '`maxTokens` tokens were generated.' },
+    STOP: { description: 'A stop sequence appeared; it is cut from the text.' },
+    CANCELLED: { description: 'The server stopped decoding (shutting down).' },
+  },
+});
+
 export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').implement({
   description:
     'One stored prediction. `label`, `scores` and `value` describe the first row of the main output (model.json `output`, else the first output).',
@@ -76,6 +86,22 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
         const scores = classScores(p, ctx);
         return scores && args.top != null ? scores.slice(0, args.top) : scores;
       },
+    }),
+    prompt: t.string({
+      nullable: true,
+      description: 'Generators: the prompt.',
+      resolve: (p) => p.generation?.prompt ?? null,
+    }),
+    text: t.string({
+      nullable: true,
+      description: 'Generators: the generated text (without the prompt or any stop sequence).',
+      resolve: (p) => p.generation?.text ?? null,
+    }),
+    finishReason: t.field({
+      type: FinishReasonEnum,
+      nullable: true,
+      description: 'Generators: why decoding ended.',
+      resolve: (p) => p.generation?.finishReason ?? null,
     }),
     value: t.float({
       nullable: true,
@@ -201,5 +227,18 @@ builder.mutationFields((t) => ({
         features: input.features,
         inputs: input.inputs?.map((tensor) => ({ ...tensor, shape: [...tensor.shape], data: [...tensor.data] })),
       }),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  predictionCreated: t.field({
+    type: PredictionRef,
+    description: 'Every new prediction (generations included), published after its row is committed.',
+    args: { model: t.arg.string({ description: 'Only predictions of this model.' }) },
+    subscribe: (_root, args, ctx) => {
+      const events = ctx.bus.subscribe('prediction.created');
+      return args.model == null ? events : pipe(events, filter((p: PredictionRecord) => p.modelName === args.model));
+    },
+    resolve: (p) => p,
   }),
 }));

@@ -2,6 +2,18 @@ import type { TensorData } from '../inference/tensors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { Database } from './database.ts';
 
+export type FinishReason = 'LENGTH' | 'STOP' | 'CANCELLED';
+
+/** What a generator's prediction adds to its token tensors. */
+export interface GenerationRecord {
+  prompt: string;
+  text: string;
+  finishReason: FinishReason;
+  tokens: number;
+  /** The decoding settings, seed included, so the text can be reproduced. */
+  parameters: { maxTokens: number; temperature: number; topK: number | null; seed: number; stop: string[] };
+}
+
 /** One stored prediction. */
 export interface PredictionRecord {
   /** UUIDv7: time-sortable. */
@@ -12,6 +24,7 @@ export interface PredictionRecord {
   latencyMs: number;
   inputs: TensorData[];
   outputs: TensorData[];
+  generation?: GenerationRecord | null;
 }
 
 export interface PredictionFilter {
@@ -38,6 +51,7 @@ const toRecord = (row: Row): PredictionRecord => ({
   latencyMs: row.latencyMs,
   inputs: row.inputs as unknown as TensorData[],
   outputs: row.outputs as unknown as TensorData[],
+  generation: (row.generation as unknown as GenerationRecord | null) ?? null,
 });
 
 export function createPredictionRepository(db: Database) {
@@ -49,6 +63,7 @@ export function createPredictionRepository(db: Database) {
           ...record,
           inputs: record.inputs as unknown as Prisma.InputJsonValue,
           outputs: record.outputs as unknown as Prisma.InputJsonValue,
+          generation: (record.generation ?? undefined) as unknown as Prisma.InputJsonValue | undefined,
         },
       });
     },

@@ -54,6 +54,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
   const app = await createApp(config, { log: pino({ level: 'info' }, sink), onQuery: options.onQuery });
   if (options.waitForModels !== false) await app.modelsLoaded;
   const server: Server = createServer(app.handle);
+  app.attachWebSocket(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

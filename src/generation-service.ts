@@ -1,0 +1,234 @@
+import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { v7 as uuidv7 } from 'uuid';
+import { BadUserInputError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from './errors.ts';
+import { runSession, type ModelRepository, type ModelVersion } from './inference/repository.ts';
+import { sampleToken, seededRandom } from './inference/sampling.ts';
+import { Tokenizer } from './inference/tokenizer.ts';
+import type { EventBus } from './pubsub/event-bus.ts';
+import type { FinishReason, PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
+
+export interface GenerateInput {
+  model: string;
+  version?: number | null;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topK?: number | null;
+  seed?: number | null;
+  stop?: readonly string[] | null;
+}
+
+/** One streamed step: a token, or (done) the end with the stored prediction's id. */
+export interface GenerationEvent {
+  index: number;
+  token: string;
+  /** The text generated so far; in the final event, the whole text without any stop sequence. */
+  text: string;
+  done: boolean;
+  finishReason: FinishReason | null;
+  predictionId: string | null;
+  /** The stored prediction, on the final event (not part of the GraphQL event type). */
+  prediction?: PredictionRecord;
+}
+
+export interface GenerationResult {
+  text: string;
+  tokens: number;
+  finishReason: FinishReason;
+  prediction: PredictionRecord | null;
+}
+
+export interface GenerationServiceOptions {
+  models: ModelRepository;
+  predictions: PredictionRepository;
+  bus: EventBus;
+  /** Generations decoding at once; more get TOO_MANY_REQUESTS. */
+  maxConcurrent: number;
+}
+
+export type GenerationService = ReturnType<typeof createGenerationService>;
+
+interface Plan {
+  version: ModelVersion;
+  tokenizer: Tokenizer;
+  promptIds: number[];
+  logitsName: string;
+  withMask: boolean;
+  input: GenerateInput;
+  seed: number;
+}
+
+/**
+ * Autoregressive decoding through the Hugging Face causal-LM interface: `input_ids`
+ * int64 [1, seq] (and `attention_mask` when the model has it) in, `logits`
+ * [1, seq, vocab] out, one ONNX run per new token. Generations interleave token by
+ * token on the event loop, so none blocks another or a `predict`.
+ */
+export function createGenerationService(options: GenerationServiceOptions) {
+  const { models, predictions, bus, maxConcurrent } = options;
+  let closing = false;
+  /** One promise per generation holding a slot; settles when the slot is released. */
+  const running = new Set<Promise<void>>();
+
+  function plan(input: GenerateInput): Plan {
+    const version = models.resolve(input.model, input.version);
+    const manifest = models.get(version.modelName)!.manifest;
+    const issues: InputIssue[] = [];
+    const idsInput = version.inputs.find((i) => i.name === 'input_ids');
+    const logitsName = manifest.output ?? 'logits';
+    if (manifest.kind !== 'GENERATOR' || !manifest.vocabulary || !idsInput || !version.outputs.some((o) => o.name === logitsName)) {
+      throw new BadUserInputError([
+        { path: ['input', 'model'], message: `model \`${version.modelName}\` is not a GENERATOR with a vocabulary, \`input_ids\` and \`${logitsName}\`` },
+      ]);
+    }
+    const tokenizer = new Tokenizer(manifest.vocabulary);
+    const { ids, unknown } = tokenizer.encode(input.prompt);
+    if (unknown.length > 0) {
+      const listed = unknown.slice(0, 10).map((u) => `${JSON.stringify(u.char)} at ${u.index}`).join(', ');
+      issues.push({ path: ['input', 'prompt'], message: `characters not in the vocabulary of \`${version.modelName}\`: ${listed}${unknown.length > 10 ? ', …' : ''}` });
+    }
+    if (ids.length === 0 && unknown.length === 0) issues.push({ path: ['input', 'prompt'], message: 'the prompt must hold at least one token' });
+    const seq = idsInput.shape[1];
+    if (seq !== undefined && seq !== -1 && ids.length + input.maxTokens > seq) {
+      issues.push({ path: ['input', 'maxTokens'], message: `prompt (${ids.length} tokens) plus maxTokens exceeds the model's context of ${seq}` });
+    }
+    if (issues.length > 0) throw new BadUserInputError(issues);
+    return {
+      version,
+      tokenizer,
+      promptIds: ids,
+      logitsName,
+      withMask: version.inputs.some((i) => i.name === 'attention_mask'),
+      input,
+      seed: input.seed ?? randomInt(0, 2 ** 31),
+    };
+  }
+
+  async function* decode(p: Plan): AsyncGenerator<GenerationEvent, void, undefined> {
+    const started = performance.now();
+    const { input, tokenizer } = p;
+    const vocabularySize = tokenizer.vocabulary.length;
+    const random = seededRandom(p.seed);
+    const ids = [...p.promptIds];
+    const generated: number[] = [];
+    const stops = (input.stop ?? []).filter((s) => s.length > 0);
+    let text = '';
+    let finishReason: FinishReason | undefined;
+
+    while (finishReason === undefined) {
+      if (closing) {
+        finishReason = 'CANCELLED';
+        break;
+      }
+      const shape = [1, ids.length];
+      const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), shape) };
+      if (p.withMask) feeds.attention_mask = new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), shape);
+      const results = await runSession(p.version, feeds);
+      const logits = results[p.logitsName]!.data as Float32Array;
+      const next = sampleToken(logits.subarray((ids.length - 1) * vocabularySize, ids.length * vocabularySize), input, random);
+      ids.push(next);
+      generated.push(next);
+      const token = tokenizer.vocabulary[next] ?? '';
+      text += token;
+      const stopAt = firstStop(text, stops);
+      if (stopAt !== -1) {
+        text = text.slice(0, stopAt);
+        finishReason = 'STOP';
+      } else if (generated.length >= input.maxTokens) {
+        finishReason = 'LENGTH';
+      }
+      yield { index: generated.length - 1, token, text, done: false, finishReason: null, predictionId: null };
+    }
+
+    const record: PredictionRecord = {
+      id: uuidv7(),
+      modelName: p.version.modelName,
+      version: p.version.version,
+      createdAt: new Date(),
+      latencyMs: performance.now() - started,
+      inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, p.promptIds.length], data: p.promptIds }],
+      outputs: [{ name: 'output_ids', datatype: 'INT64', shape: [1, generated.length], data: generated }],
+      generation: {
+        prompt: input.prompt,
+        text,
+        finishReason,
+        tokens: generated.length,
+        parameters: { maxTokens: input.maxTokens, temperature: input.temperature, topK: input.topK ?? null, seed: p.seed, stop: stops },
+      },
+    };
+    await predictions.insert(record);
+    bus.publish('prediction.created', record);
+    yield { index: generated.length, token: '', text, done: true, finishReason, predictionId: record.id, prediction: record };
+  }
+
+  return {
+    /**
+     * Checks the request and takes a decoding slot (throwing BAD_USER_INPUT,
+     * MODEL_NOT_FOUND/READY or TOO_MANY_REQUESTS before any event), then streams.
+     * Returning the iterator (client gone) stops decoding before the next ONNX run
+     * and stores nothing; a finished generation is stored before its final event.
+     */
+    stream(input: GenerateInput): AsyncIterableIterator<GenerationEvent> {
+      if (closing) throw new ServiceUnavailableError();
+      const p = plan(input);
+      if (running.size >= maxConcurrent) throw new TooManyRequestsError('generations', maxConcurrent);
+      let release!: () => void;
+      const slot = new Promise<void>((resolve) => (release = resolve));
+      running.add(slot);
+      void slot.then(() => running.delete(slot));
+      const inner = decode(p);
+      const iterator: AsyncIterableIterator<GenerationEvent> = {
+        async next() {
+          try {
+            const step = await inner.next();
+            if (step.done) release();
+            return step;
+          } catch (error) {
+            release();
+            throw error;
+          }
+        },
+        async return() {
+          // Not started: finishes at once. Suspended at a yield: finishes now. Mid-run: after that run.
+          await inner.return(undefined);
+          release();
+          return { done: true, value: undefined };
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
+      return iterator;
+    },
+
+    /** The same decoding, drained: the whole text at once. */
+    async complete(input: GenerateInput): Promise<GenerationResult> {
+      let last: GenerationEvent | undefined;
+      for await (const event of this.stream(input)) last = event;
+      const prediction = last?.prediction ?? null;
+      return { text: last?.text ?? '', tokens: prediction?.generation?.tokens ?? 0, finishReason: last?.finishReason ?? 'CANCELLED', prediction };
+    },
+
+    /** Generations holding a slot now. */
+    get active(): number {
+      return running.size;
+    },
+
+    /** Shutdown: refuse new generations, end running ones with CANCELLED (stored), wait for them. */
+    async close(): Promise<void> {
+      closing = true;
+      await Promise.all(running);
+    },
+  };
+}
+
+function firstStop(text: string, stops: readonly string[]): number {
+  let first = -1;
+  for (const stop of stops) {
+    const at = text.indexOf(stop);
+    if (at !== -1 && (first === -1 || at < first)) first = at;
+  }
+  return first;
+}

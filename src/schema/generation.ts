@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import type { GenerateInput, GenerationEvent, GenerationResult } from '../generation-service.ts';
+import { builder } from './builder.ts';
+import { FinishReasonEnum, PredictionRef } from './prediction.ts';
+
+const MAX_PROMPT = 2000;
+
+const GenerateInputRef = builder.inputType('GenerateInput', {
+  description: 'A text generation request for a GENERATOR model.',
+  fields: (t) => ({
+    model: t.string({ required: true, description: 'Model name (kind GENERATOR).' }),
+    version: t.int({ description: "Version to run; default: the model's default version." }),
+    prompt: t.string({
+      required: true,
+      description: `Text to continue, 1 to ${MAX_PROMPT} characters, every character in the model's vocabulary.`,
+      validate: z
+        .string()
+        .min(1, { error: `expected 1 to ${MAX_PROMPT} characters` })
+        .max(MAX_PROMPT, { error: `expected 1 to ${MAX_PROMPT} characters` }),
+    }),
+    maxTokens: t.int({
+      defaultValue: 64,
+      description: 'Tokens to generate at most, 1 to 512.',
+      validate: z.number().int().min(1, { error: 'expected an integer from 1 to 512' }).max(512, { error: 'expected an integer from 1 to 512' }),
+    }),
+    temperature: t.float({
+      defaultValue: 1.0,
+      description: 'Sampling temperature, 0 to 2; 0 always takes the most likely token (greedy).',
+      validate: z.number().min(0, { error: 'expected a number from 0 to 2' }).max(2, { error: 'expected a number from 0 to 2' }),
+    }),
+    topK: t.int({
+      description: 'Sample only among the k most likely tokens (k >= 1).',
+      validate: z.number().int().min(1, { error: 'expected an integer of at least 1' }).nullish(),
+    }),
+    seed: t.int({
+      description: 'Random seed: the same seed, prompt and settings give the same text. Default: a random one, stored with the prediction.',
+      validate: z.number().int().min(0, { error: 'expected an integer >= 0' }).nullish(),
+    }),
+    stop: t.stringList({
+      description: 'Stop when one of these (up to 8, each 1 to 64 characters) appears; it is cut from the text.',
+      validate: z
+        .array(z.string().min(1, { error: 'expected 1 to 64 characters' }).max(64, { error: 'expected 1 to 64 characters' }))
+        .max(8, { error: 'expected at most 8 stop sequences' })
+        .nullish(),
+    }),
+  }),
+});
+
+/** An explicit null takes the default too. */
+const withDefaults = (input: typeof GenerateInputRef.$inferInput): GenerateInput => ({
+  ...input,
+  maxTokens: input.maxTokens ?? 64,
+  temperature: input.temperature ?? 1,
+});
+
+const GenerationEventRef = builder.objectRef<GenerationEvent>('GenerationEvent').implement({
+  description: 'One step of a streamed generation: a token, then a final event with `done: true`.',
+  fields: (t) => ({
+    index: t.exposeInt('index', { description: 'Position of the token among the generated tokens (the final event: their count).' }),
+    token: t.exposeString('token', { description: 'The new token ("" in the final event).' }),
+    text: t.exposeString('text', {
+      description: 'Text generated so far. In the final event, the whole text with any stop sequence cut off.',
+    }),
+    done: t.exposeBoolean('done', { description: 'True on the final event only.' }),
+    finishReason: t.field({
+      type: FinishReasonEnum,
+      nullable: true,
+      description: 'Final event: why decoding ended.',
+      resolve: (e) => e.finishReason,
+    }),
+    predictionId: t.id({
+      nullable: true,
+      description: 'Final event: id of the stored prediction (read it with `prediction(id:)`).',
+      resolve: (e) => e.predictionId,
+    }),
+  }),
+});
+
+const GenerationRef = builder.objectRef<GenerationResult>('Generation').implement({
+  description: 'A whole generation, for clients that cannot subscribe.',
+  fields: (t) => ({
+    text: t.exposeString('text', { description: 'The generated text (without the prompt or any stop sequence).' }),
+    tokens: t.exposeInt('tokens', { description: 'Tokens generated.' }),
+    finishReason: t.field({ type: FinishReasonEnum, description: 'Why decoding ended.', resolve: (g) => g.finishReason }),
+    prediction: t.field({
+      type: PredictionRef,
+      nullable: true,
+      description: 'The stored prediction.',
+      resolve: (g) => g.prediction,
+    }),
+  }),
+});
+
+builder.subscriptionFields((t) => ({
+  generate: t.field({
+    type: GenerationEventRef,
+    description:
+      'Streams a generation token by token, then a final event (done, finishReason, predictionId). Unsubscribing stops decoding before the next token.',
+    args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
+    subscribe: (_root, { input }, ctx) => ctx.generationService.stream(withDefaults(input)),
+    resolve: (event) => event,
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  generate: t.field({
+    type: GenerationRef,
+    description: 'The same decoding as the `generate` subscription, answered once with the whole text.',
+    args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
+    resolve: (_root, { input }, ctx) => ctx.generationService.complete(withDefaults(input)),
+  }),
+}));
