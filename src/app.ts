@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useReadinessCheck } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { createGenerationService } from './generation-service.ts';
@@ -36,6 +37,27 @@ const armor = new EnvelopArmor({
   blockFieldSuggestion: { enabled: false },
 });
 
+const GRAPHIQL_DEFAULT_QUERY = `# Predict with a shipped model, selecting only what you need:
+mutation Predict {
+  predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) {
+    id
+    label
+    scores(top: 3) { label probability }
+  }
+}
+
+# Stream a generation token by token (run it, and watch the result pane):
+subscription Generate {
+  generate(input: { model: "fortune", prompt: "The ", maxTokens: 120, temperature: 0.7 }) {
+    token
+    text
+    done
+    finishReason
+    predictionId
+  }
+}
+`;
+
 /** Requests with a declared body larger than this get 413 before Yoga reads them. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -56,7 +78,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
-    graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway' } : false,
+    graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway', defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
+    // GraphiQL's assets are served from the package, not a CDN: works offline and behind firewalls.
+    renderGraphiQL,
     landingPage: false,
     logging: yogaLogger(log),
     maskedErrors: errorMasking(log),

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { subscribeRawSse } from './helpers/clients.ts';
 import { spawnGateway, startGatewayProcess, waitFor } from './helpers/process.ts';
 
 describe('process lifecycle', () => {
@@ -45,5 +46,26 @@ describe('process lifecycle', () => {
     const ids = db.prepare('SELECT id FROM "Prediction"').all().map((r: any) => r.id);
     db.close();
     expect(ids).toEqual([json.data.predict.id]);
+  });
+});
+
+describe('shutdown during a generation', () => {
+  it('ends the stream with a CANCELLED event whose prediction is stored, then exits 0', async () => {
+    const gw = await startGatewayProcess();
+    await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200);
+    const sub = subscribeRawSse(gw.url, `subscription($input: GenerateInput!) { generate(input: $input) { index done finishReason predictionId text } }`, {
+      input: { model: 'fortune', prompt: 'The '.repeat(500), maxTokens: 512, temperature: 1, seed: 3 },
+    });
+    await sub.waitFor(5);
+    gw.child.kill('SIGTERM');
+    await sub.done;
+    const last = sub.events.at(-1)!.data.generate;
+    expect(last).toMatchObject({ done: true, finishReason: 'CANCELLED' });
+    expect(last.index).toBeLessThan(512);
+    expect(await gw.exited).toEqual({ code: 0, signal: null });
+    const db = new Database(gw.dbFile, { readonly: true });
+    const row = db.prepare('SELECT generation FROM "Prediction" WHERE id = ?').get(last.predictionId) as { generation: string };
+    db.close();
+    expect(JSON.parse(row.generation)).toMatchObject({ finishReason: 'CANCELLED', text: last.text, tokens: last.index });
   });
 });

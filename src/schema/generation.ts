@@ -13,36 +13,44 @@ const GenerateInputRef = builder.inputType('GenerateInput', {
     prompt: t.string({
       required: true,
       description: `Text to continue, 1 to ${MAX_PROMPT} characters, every character in the model's vocabulary.`,
-      validate: z
-        .string()
-        .min(1, { error: `expected 1 to ${MAX_PROMPT} characters` })
-        .max(MAX_PROMPT, { error: `expected 1 to ${MAX_PROMPT} characters` }),
     }),
     maxTokens: t.int({
       defaultValue: 64,
       description: 'Tokens to generate at most, 1 to 512.',
-      validate: z.number().int().min(1, { error: 'expected an integer from 1 to 512' }).max(512, { error: 'expected an integer from 1 to 512' }),
     }),
     temperature: t.float({
       defaultValue: 1.0,
       description: 'Sampling temperature, 0 to 2; 0 always takes the most likely token (greedy).',
-      validate: z.number().min(0, { error: 'expected a number from 0 to 2' }).max(2, { error: 'expected a number from 0 to 2' }),
     }),
     topK: t.int({
       description: 'Sample only among the k most likely tokens (k >= 1).',
-      validate: z.number().int().min(1, { error: 'expected an integer of at least 1' }).nullish(),
     }),
     seed: t.int({
       description: 'Random seed: the same seed, prompt and settings give the same text. Default: a random one, stored with the prediction.',
-      validate: z.number().int().min(0, { error: 'expected an integer >= 0' }).nullish(),
     }),
     stop: t.stringList({
       description: 'Stop when one of these (up to 8, each 1 to 64 characters) appears; it is cut from the text.',
-      validate: z
-        .array(z.string().min(1, { error: 'expected 1 to 64 characters' }).max(64, { error: 'expected 1 to 64 characters' }))
-        .max(8, { error: 'expected at most 8 stop sequences' })
-        .nullish(),
     }),
+  }),
+  // One schema for the whole input, so every problem is reported at once.
+  validate: z.looseObject({
+    prompt: z
+      .string()
+      .min(1, { error: `expected 1 to ${MAX_PROMPT} characters` })
+      .max(MAX_PROMPT, { error: `expected 1 to ${MAX_PROMPT} characters` }),
+    maxTokens: z
+      .number()
+      .int({ error: 'expected an integer from 1 to 512' })
+      .min(1, { error: 'expected an integer from 1 to 512' })
+      .max(512, { error: 'expected an integer from 1 to 512' })
+      .nullish(),
+    temperature: z.number().min(0, { error: 'expected a number from 0 to 2' }).max(2, { error: 'expected a number from 0 to 2' }).nullish(),
+    topK: z.number().int().min(1, { error: 'expected an integer of at least 1' }).nullish(),
+    seed: z.number().int().min(0, { error: 'expected an integer >= 0' }).nullish(),
+    stop: z
+      .array(z.string().min(1, { error: 'expected 1 to 64 characters' }).max(64, { error: 'expected 1 to 64 characters' }))
+      .max(8, { error: 'expected at most 8 stop sequences' })
+      .nullish(),
   }),
 });
 

@@ -32,6 +32,8 @@ export interface StartOptions {
   onQuery?: (sql: string) => void;
   /** Wait for every model to be READY or FAILED before resolving. @default true */
   waitForModels?: boolean;
+  /** Extra environment for loadConfig (e.g. MAX_GENERATIONS). */
+  env?: Record<string, string>;
 }
 
 /** The real gateway on an ephemeral port, with a fresh SQLite file in a temp folder. */
@@ -43,6 +45,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
     DATABASE_URL: `file:${dbFile}`,
     MODEL_REPOSITORY: options.modelRepository ?? 'models',
     LOG_LEVEL: 'info',
+    ...options.env,
   });
   const logs: Array<Record<string, any>> = [];
   const sink = new Writable({

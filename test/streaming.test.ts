@@ -1,0 +1,213 @@
+import Database from 'better-sqlite3';
+import type { Client } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subscribeRawSse, subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
+import { startGateway, type TestGateway } from './helpers/gateway.ts';
+
+const CREATED = `subscription($model: String) { predictionCreated(model: $model) { id modelName label } }`;
+const GENERATE_SUB = `subscription($input: GenerateInput!) { generate(input: $input) { index token text done finishReason predictionId } }`;
+const GENERATE_MUT = `mutation($input: GenerateInput!) { generate(input: $input) { text tokens finishReason prediction { id prompt text finishReason } } }`;
+const IRIS = [5.1, 3.5, 1.4, 0.2];
+const DIABETES = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.86, 87];
+
+let gw: TestGateway;
+let ws: Client;
+beforeAll(async () => {
+  gw = await startGateway({ env: { MAX_GENERATIONS: '24' } });
+  ws = wsClient(gw.url);
+});
+afterAll(async () => {
+  await ws.dispose();
+  await gw.close();
+});
+
+const predict = (model: string, features: number[]) =>
+  gw.gql(`mutation($m: String!, $f: [Float!]!) { predict(input: { model: $m, features: $f }) { id } }`, { m: model, f: features });
+const fortuneRuns = () => gw.app.models.get('fortune')!.versions[0]!.stats.runs;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the server has registered `count` subscribers to prediction events. */
+async function settle(): Promise<void> {
+  await sleep(150);
+}
+
+describe('predictionCreated', () => {
+  it('delivers exactly the committed predictions, filtered by model, over WebSocket and SSE', async () => {
+    const irisWs = subscribeWs(ws, CREATED, { model: 'iris' });
+    const allWs = subscribeWs(ws, CREATED);
+    const irisSse = subscribeSse(gw.url, CREATED, { model: 'iris' });
+    await settle();
+
+    const committedAtDelivery: boolean[] = [];
+    const check = new Database(gw.dbFile, { readonly: true });
+    const seen = new Set<string>();
+    const probe = setInterval(() => {
+      for (const e of allWs.events) {
+        const id = e.data!.predictionCreated.id;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        committedAtDelivery.push(!!check.prepare('SELECT 1 FROM "Prediction" WHERE id = ?').get(id));
+      }
+    }, 1);
+
+    const ids: Record<string, string[]> = { iris: [], diabetes: [] };
+    for (let i = 0; i < 3; i++) ids.iris!.push((await predict('iris', IRIS)).body.data.predict.id);
+    for (let i = 0; i < 2; i++) ids.diabetes!.push((await predict('diabetes', DIABETES)).body.data.predict.id);
+    const failed = await predict('iris', [1, 2]); // BAD_USER_INPUT: nothing committed, nothing published
+    expect(failed.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+
+    await Promise.all([irisWs.waitFor(3), allWs.waitFor(5), irisSse.waitFor(3)]);
+    await sleep(200); // anything extra would arrive now
+    clearInterval(probe);
+    check.close();
+
+    expect(irisWs.events.map((e) => e.data!.predictionCreated.id)).toEqual(ids.iris);
+    expect(irisSse.events.map((e) => e.data!.predictionCreated.id)).toEqual(ids.iris);
+    expect(allWs.events.map((e) => e.data!.predictionCreated.id)).toEqual([...ids.iris!, ...ids.diabetes!]);
+    expect(irisWs.events[0]!.data!.predictionCreated).toMatchObject({ modelName: 'iris', label: 'setosa' });
+    expect(committedAtDelivery).toHaveLength(5);
+    expect(committedAtDelivery.every(Boolean)).toBe(true);
+    for (const s of [irisWs, allWs, irisSse]) s.unsubscribe();
+  });
+
+  it('a subscriber that stops reading does not slow predict', async () => {
+    const timed = async (n: number) => {
+      const times: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        await predict('iris', IRIS);
+        times.push(performance.now() - t);
+      }
+      return times.sort((a, b) => a - b)[Math.floor(n / 2)]!;
+    };
+    const baseline = await timed(100);
+    const stalled = subscribeRawSse(gw.url, `subscription { predictionCreated { id inputs { data } outputs { data } } }`);
+    await stalled.connected;
+    stalled.pause();
+    await settle();
+    const withStalled = await timed(300);
+    expect(withStalled).toBeLessThan(baseline * 3 + 5);
+    stalled.resume();
+    await stalled.waitFor(300);
+    stalled.unsubscribe();
+  });
+});
+
+describe('generate', () => {
+  const input = { model: 'fortune', prompt: 'The ', maxTokens: 40, temperature: 0.8, seed: 42 };
+
+  it('streams tokens over SSE, then a final event with the stored prediction', async () => {
+    const sub = subscribeRawSse(gw.url, GENERATE_SUB, { input });
+    await sub.done;
+    const events = sub.events.map((e) => e.data!.generate);
+    expect(events).toHaveLength(41);
+    events.slice(0, 40).forEach((e: any, i: number) => {
+      expect(e).toMatchObject({ index: i, done: false, finishReason: null, predictionId: null });
+      expect(e.token).toHaveLength(1);
+      expect(e.text).toBe(events.slice(0, i + 1).map((x: any) => x.token).join(''));
+    });
+    const last = events.at(-1);
+    expect(last).toMatchObject({ index: 40, token: '', done: true, finishReason: 'LENGTH', text: events[39].text });
+    const stored = await gw.gql(`query($id: ID!) { prediction(id: $id) { modelName prompt text finishReason model { kind } } }`, { id: last.predictionId });
+    expect(stored.body.data.prediction).toEqual({ modelName: 'fortune', prompt: 'The ', text: last.text, finishReason: 'LENGTH', model: { kind: 'GENERATOR' } });
+  });
+
+  it('gives the same text for the same seed over WebSocket and through the mutation, and another text for another seed', async () => {
+    const sub = subscribeWs(ws, GENERATE_SUB, { input });
+    await sub.done;
+    const streamed = sub.events.at(-1)!.data.generate;
+    const once = (await gw.gql(GENERATE_MUT, { input })).body.data.generate;
+    expect(once).toMatchObject({ text: streamed.text, tokens: 40, finishReason: 'LENGTH' });
+    expect(once.prediction).toMatchObject({ prompt: 'The ', text: streamed.text, finishReason: 'LENGTH' });
+    const other = (await gw.gql(GENERATE_MUT, { input: { ...input, seed: 43 } })).body.data.generate;
+    expect(other.text).not.toBe(streamed.text);
+    const greedy = (await gw.gql(GENERATE_MUT, { input: { ...input, temperature: 0, seed: null } })).body.data.generate;
+    const greedyAgain = (await gw.gql(GENERATE_MUT, { input: { ...input, temperature: 0, seed: 5 } })).body.data.generate;
+    expect(greedy.text).toBe(greedyAgain.text);
+  });
+
+  it('stops at a stop sequence and cuts it from the text', async () => {
+    const res = await gw.gql(GENERATE_MUT, { input: { model: 'fortune', prompt: 'Q: ', maxTokens: 400, temperature: 0, stop: ['\n'] } });
+    const g = res.body.data.generate;
+    expect(g.finishReason).toBe('STOP');
+    expect(g.text).not.toContain('\n');
+    expect(g.tokens).toBeLessThan(400);
+    expect(g.text.length).toBe(g.tokens - 1);
+  });
+
+  it('rejects bad requests with BAD_USER_INPUT issues before decoding', async () => {
+    const runs = fortuneRuns();
+    const res = await gw.gql(GENERATE_MUT, { input: { model: 'fortune', prompt: 'Héllo ✓', maxTokens: 0, temperature: 2.5 } });
+    expect(res.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+    expect(res.body.errors![0]!.extensions!.issues.map((i: any) => i.path)).toEqual([['input', 'maxTokens'], ['input', 'temperature']]);
+    const chars = await gw.gql(GENERATE_MUT, { input: { model: 'fortune', prompt: 'Héllo ✓' } });
+    expect(chars.body.errors![0]!.extensions!.issues).toEqual([
+      { path: ['input', 'prompt'], message: 'characters not in the vocabulary of `fortune`: "é" at 1, "✓" at 6' },
+    ]);
+    const notGenerator = subscribeWs(ws, GENERATE_SUB, { input: { model: 'iris', prompt: 'x' } });
+    await notGenerator.done;
+    expect(notGenerator.events[0]!.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
+    expect(fortuneRuns()).toBe(runs);
+  });
+});
+
+describe('cancellation and fairness', () => {
+  const long = { model: 'fortune', prompt: 'The '.repeat(300), maxTokens: 512, temperature: 1, seed: 1 };
+
+  it.each(['WebSocket', 'SSE'])('stops decoding within one token when the %s client unsubscribes', async (transport) => {
+    const rowsBefore = gw.countRows();
+    const runsBefore = fortuneRuns();
+    const sub = transport === 'WebSocket' ? subscribeWs(ws, GENERATE_SUB, { input: long }) : subscribeRawSse(gw.url, GENERATE_SUB, { input: long });
+    await sub.waitFor(3);
+    sub.unsubscribe();
+    await sleep(100);
+    const runsAfterCancel = fortuneRuns();
+    await sleep(400);
+    expect(fortuneRuns()).toBe(runsAfterCancel); // nothing runs for a listener that is gone
+    expect(runsAfterCancel - runsBefore).toBeLessThan(512);
+    expect(gw.app.generationService.active).toBe(0);
+    expect(gw.countRows()).toBe(rowsBefore); // an abandoned generation is not stored
+  });
+
+  it('interleaves 20 generations token by token while predict stays fast', async () => {
+    const subs = Array.from({ length: 20 }, (_, i) =>
+      subscribeWs(ws, `subscription($input: GenerateInput!) { generate(input: $input) { index done } }`, {
+        input: { model: 'fortune', prompt: 'A man '.repeat(50), maxTokens: 200, temperature: 1, seed: i },
+      }),
+    );
+    await Promise.all(subs.map((s) => s.waitFor(1)));
+    const latencies: number[] = [];
+    while (subs.some((s) => s.events.length < 150)) {
+      const t = performance.now();
+      const res = await predict('iris', IRIS);
+      latencies.push(performance.now() - t);
+      expect(res.body.data.predict.id).toBeDefined();
+    }
+    // Every generation was under way before any finished: they interleave.
+    const firstFinished = Math.min(...subs.map((s) => s.events.findIndex((e) => e.data.generate.done)).filter((i) => i >= 0), Infinity);
+    expect(firstFinished).toBe(Infinity);
+    await Promise.all(subs.map((s) => s.done));
+    for (const s of subs) expect(s.events.at(-1)!.data.generate).toEqual({ index: 200, done: true });
+    latencies.sort((a, b) => a - b);
+    const p95 = latencies[Math.floor(latencies.length * 0.95)]!;
+    expect(latencies.length).toBeGreaterThan(10);
+    expect(p95).toBeLessThan(100);
+  });
+
+  it('refuses generations beyond MAX_GENERATIONS with TOO_MANY_REQUESTS, and accepts again when one ends', async () => {
+    const subs = Array.from({ length: 24 }, () => subscribeWs(ws, GENERATE_SUB, { input: long }));
+    await Promise.all(subs.map((s) => s.waitFor(1)));
+    const extra = await gw.gql(GENERATE_MUT, { input: { ...long, maxTokens: 1 } });
+    expect(extra.body.errors![0]!.extensions).toMatchObject({ code: 'TOO_MANY_REQUESTS', limit: 24 });
+    const extraSub = subscribeRawSse(gw.url, GENERATE_SUB, { input: long });
+    await extraSub.done;
+    expect(extraSub.events[0]!.errors![0]!.extensions!.code).toBe('TOO_MANY_REQUESTS');
+    subs[0]!.unsubscribe();
+    await sleep(100);
+    const again = await gw.gql(GENERATE_MUT, { input: { ...long, maxTokens: 1 } });
+    expect(again.body.data.generate.tokens).toBe(1);
+    for (const s of subs) s.unsubscribe();
+    await sleep(100);
+    expect(gw.app.generationService.active).toBe(0);
+  });
+});
