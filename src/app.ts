@@ -67,10 +67,10 @@ export type App = Awaited<ReturnType<typeof createApp>>;
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
   const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
-  const models = new ModelRepository(config.modelRepository, log);
+  const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
   const bus = createEventBus();
-  const predictions = createPredictionRepository(db);
+  const predictions = createPredictionRepository(db, { groupCommit: config.batching });
   const predictionService = createPredictionService({ models, predictions, bus });
   const generationService = createGenerationService({ models, predictions, bus, maxConcurrent: config.maxGenerations });
 

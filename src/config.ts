@@ -28,6 +28,8 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Serve GraphiQL to browsers on GET /graphql. @default true */
   GRAPHIQL: booleanFlag.default(true),
+  /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
+  BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
   MAX_GENERATIONS: z.coerce
     .number({ error: 'expected a whole number >= 1' })
@@ -51,6 +53,7 @@ export type Config = Readonly<{
   graphiql: boolean;
   shutdownTimeoutMs: number;
   maxGenerations: number;
+  batching: boolean;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -87,5 +90,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     graphiql: e.GRAPHIQL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,
+    batching: e.BATCHING,
   });
 }

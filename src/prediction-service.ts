@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
-import { runSession, type ModelRepository } from './inference/repository.ts';
-import { fromResults, requestTensors, toFeeds, type PredictRequest } from './inference/tensors.ts';
+import type { ModelRepository } from './inference/repository.ts';
+import { infer } from './inference/run.ts';
+import { requestTensors, type PredictRequest } from './inference/tensors.ts';
 import type { EventBus } from './pubsub/event-bus.ts';
 import type { PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
 
@@ -26,8 +27,7 @@ export function createPredictionService(deps: { models: ModelRepository; predict
       const version = models.resolve(input.model, input.version);
       const manifest = models.get(version.modelName)!.manifest;
       const inputs = requestTensors(version, manifest, input);
-      const results = await runSession(version, toFeeds(inputs));
-      const outputs = fromResults(version, results);
+      const outputs = await infer(version, inputs);
       const record: PredictionRecord = {
         id: uuidv7(),
         modelName: version.modelName,

@@ -15,6 +15,7 @@ describe('config', () => {
       graphiql: true,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
+      batching: true,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });

@@ -24,11 +24,15 @@ export const manifestSchema = z.strictObject({
   output: z.string().optional(),
   /** Version served when a request names none. Default: the newest READY version (Triton's "latest"). */
   defaultVersion: z.number().int().positive().optional(),
-  /** Dynamic batching (Triton's max_batch_size / max_queue_delay); 0 turns batching off. */
+  /**
+   * Dynamic batching (Triton's max_batch_size / max_queue_delay): rows per ONNX run at
+   * most (0 or 1: off), and how long a request may wait for company (0: only until the
+   * current event-loop turn ends).
+   */
   batching: z
     .strictObject({
       maxBatchSize: z.number().int().min(0).default(64),
-      maxQueueDelayMs: z.number().min(0).default(1),
+      maxQueueDelayMs: z.number().min(0).max(1000).default(0),
     })
     .optional(),
   /** Generators: the string of each token id, in id order (the length of the logits' last dimension). */

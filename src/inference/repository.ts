@@ -6,6 +6,9 @@ import type { Logger } from 'pino';
 import { ModelNotFoundError, ModelNotReadyError } from '../errors.ts';
 import { DATATYPES, datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
+import { canBatch, createBatcher, DEFAULT_BATCHING, type BatchingOptions } from './batcher.ts';
+import { VersionStats } from './stats.ts';
+import type { TensorData } from './tensors.ts';
 
 export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
 
@@ -28,14 +31,10 @@ export interface ModelVersion {
   outputs: TensorSpec[];
   session?: ort.InferenceSession;
   /** Counters since start-up. */
-  stats: { runs: number };
-}
-
-/** One ONNX run on a READY version; every inference goes through here so runs are counted. */
-export function runSession(version: ModelVersion, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
-  if (!version.session) throw new Error(`model \`${version.modelName}\` version ${version.version} has no session`);
-  version.stats.runs++;
-  return version.session.run(feeds);
+  stats: VersionStats;
+  /** Dynamic batching, when the model allows it and it is on. */
+  batcher?: (tensors: TensorData[]) => Promise<TensorData[]>;
+  batching?: BatchingOptions;
 }
 
 export interface Model {
@@ -55,6 +54,8 @@ export function defaultVersionOf(model: Model): ModelVersion | undefined {
 export interface ModelRepositoryOptions {
   /** Threads per session for one operator. Small models are fastest on one. @default 1 */
   intraOpNumThreads?: number;
+  /** Dynamic batching for models whose inputs and outputs all have a dynamic first dimension. @default true */
+  batching?: boolean;
 }
 
 /**
@@ -133,6 +134,11 @@ export class ModelRepository {
         throw error;
       }
       entry.session = session;
+      const batching = { ...DEFAULT_BATCHING, ...model.manifest.batching };
+      if (this.options.batching !== false && batching.maxBatchSize > 1 && canBatch(entry)) {
+        entry.batching = batching;
+        entry.batcher = createBatcher(entry, batching);
+      }
       entry.loadedAt = new Date();
       entry.status = 'READY';
       this.log.info({ model: model.name, version: entry.version }, 'model loaded');
@@ -180,7 +186,7 @@ function scan(root: string): Model[] {
       .sort((a, b) => a - b)
       .map((version): ModelVersion => {
         const path = join(dir, String(version), 'model.onnx');
-        const entry: ModelVersion = { modelName: name, version, path, status: 'LOADING', inputs: [], outputs: [], stats: { runs: 0 } };
+        const entry: ModelVersion = { modelName: name, version, path, status: 'LOADING', inputs: [], outputs: [], stats: new VersionStats() };
         if (manifestError) Object.assign(entry, { status: 'FAILED', error: manifestError });
         else if (!existsSync(path)) Object.assign(entry, { status: 'FAILED', error: `${version}/model.onnx is missing` });
         return entry;

@@ -1,5 +1,7 @@
 import { MODEL_KINDS } from '../inference/manifest.ts';
+import type { BatchingOptions } from '../inference/batcher.ts';
 import { defaultVersionOf, type Model, type ModelVersion } from '../inference/repository.ts';
+import type { VersionStats } from '../inference/stats.ts';
 import { builder } from './builder.ts';
 import { TensorSpecRef } from './tensor.ts';
 
@@ -22,6 +24,29 @@ export const ModelStatusEnum = builder.enumType('ModelStatus', {
   },
 });
 
+const BatchingRef = builder.objectRef<BatchingOptions>('Batching').implement({
+  description: "Dynamic batching settings (model.json `batching`; Triton's max_batch_size and max_queue_delay).",
+  fields: (t) => ({
+    maxBatchSize: t.exposeInt('maxBatchSize', { description: 'Rows per ONNX run at most.' }),
+    maxQueueDelayMs: t.exposeFloat('maxQueueDelayMs', {
+      description: 'How long a request may wait for others, in ms; 0: only until the current event-loop turn ends.',
+    }),
+  }),
+});
+
+const ModelVersionStatsRef = builder.objectRef<VersionStats>('ModelVersionStats').implement({
+  description: 'Counters since the server started: watch batches form under load.',
+  fields: (t) => ({
+    runs: t.exposeInt('runs', { description: 'ONNX runs of any kind (predict batches and generation steps).' }),
+    requests: t.exposeInt('requests', { description: 'predict requests answered.' }),
+    rows: t.exposeInt('rows', { description: 'Rows those requests carried.' }),
+    batches: t.exposeInt('batches', { description: 'ONNX runs that served predict requests.' }),
+    meanBatchSize: t.exposeFloat('meanBatchSize', { description: 'requests / batches.' }),
+    meanQueueDelayMs: t.exposeFloat('meanQueueDelayMs', { description: 'Mean time a request waited in the batching queue, in ms.' }),
+    maxQueueDelayMs: t.float({ description: 'Longest time a request waited in the batching queue, in ms.', resolve: (s) => s.queueDelayMaxMs }),
+  }),
+});
+
 export const ModelVersionRef = builder.objectRef<ModelVersion>('ModelVersion').implement({
   description: 'One numbered version folder of a model (`models/<name>/<version>/model.onnx`).',
   fields: (t) => ({
@@ -36,6 +61,13 @@ export const ModelVersionRef = builder.objectRef<ModelVersion>('ModelVersion').i
     }),
     inputs: t.field({ type: [TensorSpecRef], description: 'Inputs, as the session reports them.', resolve: (v) => v.inputs }),
     outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', resolve: (v) => v.outputs }),
+    batching: t.field({
+      type: BatchingRef,
+      nullable: true,
+      description: 'Dynamic batching in force; null when off (BATCHING=false) or when an input or output has a fixed first dimension.',
+      resolve: (v) => v.batching ?? null,
+    }),
+    stats: t.field({ type: ModelVersionStatsRef, description: 'Inference counters since start-up.', resolve: (v) => v.stats }),
   }),
 });
 

@@ -1,6 +1,7 @@
 import type { TensorData } from '../inference/tensors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { Database } from './database.ts';
+import { createGroupCommit } from './group-commit.ts';
 
 export type FinishReason = 'LENGTH' | 'STOP' | 'CANCELLED';
 
@@ -54,19 +55,36 @@ const toRecord = (row: Row): PredictionRecord => ({
   generation: (row.generation as unknown as GenerationRecord | null) ?? null,
 });
 
-export function createPredictionRepository(db: Database) {
+const toRow = (record: PredictionRecord): Prisma.PredictionCreateManyInput => ({
+  ...record,
+  inputs: record.inputs as unknown as Prisma.InputJsonValue,
+  outputs: record.outputs as unknown as Prisma.InputJsonValue,
+  generation: (record.generation ?? undefined) as unknown as Prisma.InputJsonValue | undefined,
+});
+
+export interface PredictionRepositoryOptions {
+  /** Write rows that finish together in one transaction (one multi-row INSERT). @default true */
+  groupCommit?: boolean;
+}
+
+export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions = {}) {
+  const insertOne = async (record: PredictionRecord) => {
+    await db.prediction.create({ data: toRow(record) });
+  };
+  const group =
+    options.groupCommit === false
+      ? undefined
+      : createGroupCommit<PredictionRecord>(async (records) => {
+          await db.prediction.createMany({ data: records.map(toRow) });
+        }, insertOne);
   return {
     /** Resolves once the row is committed. */
-    async insert(record: PredictionRecord): Promise<void> {
-      await db.prediction.create({
-        data: {
-          ...record,
-          inputs: record.inputs as unknown as Prisma.InputJsonValue,
-          outputs: record.outputs as unknown as Prisma.InputJsonValue,
-          generation: (record.generation ?? undefined) as unknown as Prisma.InputJsonValue | undefined,
-        },
-      });
+    insert(record: PredictionRecord): Promise<void> {
+      return group ? group.write(record) : insertOne(record);
     },
+
+    /** Group commit figures: transactions written and rows in them (undefined when off). */
+    commitStats: group?.stats,
 
     /** One SELECT for all ids; the result is aligned with `ids`, undefined where none. */
     async findByIds(ids: readonly string[]): Promise<Array<PredictionRecord | undefined>> {

@@ -1,0 +1,121 @@
+import DataLoader from 'dataloader';
+import { performance } from 'node:perf_hooks';
+import type { ModelVersion } from './repository.ts';
+import { runAlone, runSession } from './run.ts';
+import { fromResults, toFeeds, type TensorData } from './tensors.ts';
+
+/** Dynamic batching settings of one model version (Triton's max_batch_size / max_queue_delay). */
+export interface BatchingOptions {
+  /** Rows per ONNX run at most. 0 or 1: no batching. */
+  maxBatchSize: number;
+  /**
+   * How long the first request of a batch waits for company, in ms. 0 waits only until
+   * the current event-loop turn ends: requests that arrived together run together, and
+   * a lone request pays nothing.
+   */
+  maxQueueDelayMs: number;
+}
+
+export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 64, maxQueueDelayMs: 0 };
+
+interface Job {
+  tensors: TensorData[];
+  rows: number;
+  /** Inputs' names, datatypes and non-batch dimensions: only equal signatures stack. */
+  signature: string;
+  enqueuedAt: number;
+}
+
+/** True when every input and output has a dynamic first dimension: the batch dimension. */
+export function canBatch(version: ModelVersion): boolean {
+  return [...version.inputs, ...version.outputs].every((spec) => spec.shape.length >= 1 && spec.shape[0] === -1);
+}
+
+/**
+ * Stacks concurrent requests for one model version into one ONNX run along the first
+ * dimension and hands each caller exactly its own rows, in order. A long-lived
+ * DataLoader (no cache) collects the requests. If a stacked run fails, each request
+ * is run alone, so one bad request never fails its neighbours.
+ */
+export function createBatcher(version: ModelVersion, options: BatchingOptions): (tensors: TensorData[]) => Promise<TensorData[]> {
+  const loader = new DataLoader<Job, TensorData[]>(
+    async (jobs) => {
+      const dispatchedAt = performance.now();
+      for (const job of jobs) version.stats.recordQueueDelay(dispatchedAt - job.enqueuedAt);
+      const results: Array<TensorData[] | Error> = new Array(jobs.length);
+      const groups = new Map<string, number[]>();
+      jobs.forEach((job, i) => groups.set(job.signature, [...(groups.get(job.signature) ?? []), i]));
+      await Promise.all(
+        [...groups.values()].flatMap((indices) => chunkByRows(indices, jobs, options.maxBatchSize)).map((chunk) => runChunk(version, chunk, jobs, results)),
+      );
+      return results;
+    },
+    {
+      cache: false,
+      maxBatchSize: Math.max(1, options.maxBatchSize),
+      batchScheduleFn: options.maxQueueDelayMs > 0 ? (dispatch) => setTimeout(dispatch, options.maxQueueDelayMs) : (dispatch) => setImmediate(dispatch),
+    },
+  );
+  return (tensors) => {
+    const rows = tensors[0]?.shape[0] ?? 1;
+    const signature = tensors.map((t) => `${t.name}:${t.datatype}:${t.shape.slice(1).join('x')}`).join('|');
+    return loader.load({ tensors, rows, signature, enqueuedAt: performance.now() });
+  };
+}
+
+/** Consecutive runs of jobs holding at most maxRows rows (a single larger job runs alone). */
+function chunkByRows(indices: number[], jobs: readonly Job[], maxRows: number): number[][] {
+  const chunks: number[][] = [];
+  let current: number[] = [];
+  let rows = 0;
+  for (const i of indices) {
+    const r = jobs[i]!.rows;
+    if (current.length > 0 && rows + r > maxRows) {
+      chunks.push(current);
+      current = [];
+      rows = 0;
+    }
+    current.push(i);
+    rows += r;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+async function runChunk(version: ModelVersion, chunk: number[], jobs: readonly Job[], results: Array<TensorData[] | Error>): Promise<void> {
+  const settleAlone = async (i: number) => {
+    results[i] = await runAlone(version, jobs[i]!.tensors).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+  };
+  if (chunk.length === 1) return settleAlone(chunk[0]!);
+
+  const members = chunk.map((i) => jobs[i]!);
+  const totalRows = members.reduce((sum, job) => sum + job.rows, 0);
+  const stacked: TensorData[] = members[0]!.tensors.map((first, k) => ({
+    name: first.name,
+    datatype: first.datatype,
+    shape: [totalRows, ...first.shape.slice(1)],
+    data: members.flatMap((job) => job.tensors[k]!.data),
+  }));
+  let outputs: TensorData[];
+  try {
+    outputs = fromResults(version, await runSession(version, toFeeds(stacked)));
+  } catch {
+    await Promise.all(chunk.map(settleAlone));
+    return;
+  }
+  if (outputs.some((o) => o.shape[0] !== totalRows)) {
+    // Not row-wise after all: answer each request from its own run.
+    await Promise.all(chunk.map(settleAlone));
+    return;
+  }
+  version.stats.recordBatch(chunk.length, totalRows);
+  let row = 0;
+  for (const i of chunk) {
+    const rows = jobs[i]!.rows;
+    results[i] = outputs.map((o) => {
+      const width = o.data.length / totalRows;
+      return { name: o.name, datatype: o.datatype, shape: [rows, ...o.shape.slice(1)], data: o.data.slice(row * width, (row + rows) * width) };
+    });
+    row += rows;
+  }
+}

@@ -1,0 +1,35 @@
+/** Counters of one model version since start-up, shown on `ModelVersion.stats`. */
+export class VersionStats {
+  /** ONNX runs of any kind (predict batches, generation steps). */
+  runs = 0;
+  /** predict requests answered by inference. */
+  requests = 0;
+  /** Rows those requests carried. */
+  rows = 0;
+  /** ONNX runs that served predict requests; requests / batches is the mean batch size. */
+  batches = 0;
+  /** Requests that waited in the batching queue, and for how long in all. */
+  queued = 0;
+  queueDelayTotalMs = 0;
+  queueDelayMaxMs = 0;
+
+  recordBatch(requests: number, rows: number): void {
+    this.batches++;
+    this.requests += requests;
+    this.rows += rows;
+  }
+
+  recordQueueDelay(ms: number): void {
+    this.queued++;
+    this.queueDelayTotalMs += ms;
+    if (ms > this.queueDelayMaxMs) this.queueDelayMaxMs = ms;
+  }
+
+  get meanBatchSize(): number {
+    return this.batches === 0 ? 0 : this.requests / this.batches;
+  }
+
+  get meanQueueDelayMs(): number {
+    return this.queued === 0 ? 0 : this.queueDelayTotalMs / this.queued;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Group commit: rows handed in while a commit is in flight (or in the same event-loop
+ * turn) are written together by one `writeMany` call, one transaction. Every caller's
+ * promise settles only after its row is committed. If a group fails, its rows are
+ * written one by one, so one bad row fails only its own caller.
+ */
+export function createGroupCommit<T>(writeMany: (rows: T[]) => Promise<void>, writeOne: (row: T) => Promise<void>) {
+  let pending: Array<{ row: T; resolve: () => void; reject: (error: unknown) => void }> = [];
+  let flushing = false;
+  /** Sizes of the groups written, for tests and stats. */
+  const stats = { groups: 0, rows: 0 };
+
+  async function flush(): Promise<void> {
+    flushing = true;
+    while (pending.length > 0) {
+      const group = pending;
+      pending = [];
+      try {
+        await writeMany(group.map((p) => p.row));
+        stats.groups++;
+        stats.rows += group.length;
+        for (const p of group) p.resolve();
+      } catch {
+        await Promise.all(
+          group.map((p) =>
+            writeOne(p.row).then(
+              () => {
+                stats.groups++;
+                stats.rows++;
+                p.resolve();
+              },
+              p.reject,
+            ),
+          ),
+        );
+      }
+    }
+    flushing = false;
+  }
+
+  return {
+    stats,
+    write(row: T): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        pending.push({ row, resolve, reject });
+        // Gather what arrives in this turn; while a commit runs, rows simply queue for the next.
+        if (!flushing && pending.length === 1) setImmediate(() => void flush());
+      });
+    },
+  };
+}
