@@ -1,0 +1,104 @@
+import { pino } from 'pino';
+import type * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBatcher } from '../src/inference/batcher.ts';
+import { ModelRepository, type ModelVersion } from '../src/inference/repository.ts';
+import { runAlone } from '../src/inference/run.ts';
+import type { TensorData } from '../src/inference/tensors.ts';
+
+let models: ModelRepository;
+let iris: ModelVersion;
+/** Rows of every ONNX run the iris session makes, observed on the real session. */
+const runRows: number[] = [];
+
+beforeAll(async () => {
+  models = new ModelRepository('models', pino({ level: 'silent' }), { batching: false });
+  await models.load();
+  iris = models.resolve('iris');
+  const session = iris.session!;
+  const run = session.run.bind(session);
+  session.run = ((feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+    runRows.push(feeds.features!.dims[0]!);
+    return (run as (...args: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(feeds, ...rest);
+  }) as typeof session.run;
+});
+afterAll(() => models.close());
+
+const rowsTensor = (rows: number[][]): TensorData[] => [
+  { name: 'features', datatype: 'FP32', shape: [rows.length, 4], data: rows.flat() },
+];
+let seed = 7;
+const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+const randomRow = () => [4 + random() * 4, 2 + random() * 2, 1 + random() * 6, random() * 2.5];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('batcher', () => {
+  it('gives every caller exactly its own rows, in order, under concurrency', async () => {
+    const batch = createBatcher(iris, { maxBatchSize: 16, maxQueueDelayMs: 5 });
+    const requests = Array.from({ length: 200 }, (_, i) => rowsTensor(Array.from({ length: 1 + (i % 3) }, randomRow)));
+    runRows.length = 0;
+    const batched = await Promise.all(requests.map((r) => batch(r)));
+    const batchedRuns = runRows.length;
+    const alone = [];
+    for (const r of requests) alone.push(await runAlone(iris, r));
+    expect(batchedRuns).toBeLessThan(60); // 400 rows in runs of at most 16
+    batched.forEach((outputs, i) => {
+      expect(outputs).toHaveLength(1);
+      expect(outputs[0]!.shape).toEqual([requests[i]![0]!.shape[0], 3]);
+      expect(outputs[0]!.data.length).toBe(alone[i]![0]!.data.length);
+      outputs[0]!.data.forEach((p, k) => expect(p).toBeCloseTo(alone[i]![0]!.data[k]!, 6));
+    });
+  });
+
+  it('never runs more than maxBatchSize rows at once', async () => {
+    const batch = createBatcher(iris, { maxBatchSize: 8, maxQueueDelayMs: 5 });
+    runRows.length = 0;
+    await Promise.all(Array.from({ length: 64 }, () => batch(rowsTensor([randomRow()]))));
+    expect(runRows).toEqual(new Array(8).fill(8));
+    runRows.length = 0;
+    await Promise.all([batch(rowsTensor([randomRow(), randomRow(), randomRow()])), ...Array.from({ length: 6 }, () => batch(rowsTensor([randomRow()])))]);
+    expect(Math.max(...runRows)).toBeLessThanOrEqual(8);
+    expect(runRows.reduce((a, b) => a + b, 0)).toBe(9);
+  });
+
+  it('waits at most maxQueueDelayMs for company, and gathers what arrives meanwhile', async () => {
+    const batch = createBatcher(iris, { maxBatchSize: 64, maxQueueDelayMs: 60 });
+    runRows.length = 0;
+    const started = performance.now();
+    const first = batch(rowsTensor([randomRow()])).then(() => performance.now() - started);
+    await sleep(20);
+    const second = batch(rowsTensor([randomRow()])).then(() => performance.now() - started);
+    const [t1, t2] = await Promise.all([first, second]);
+    expect(runRows).toEqual([2]); // one run for both
+    expect(t1).toBeGreaterThanOrEqual(55);
+    expect(t1).toBeLessThan(400);
+    expect(t2).toBeCloseTo(t1, -1);
+
+    const immediate = createBatcher(iris, { maxBatchSize: 64, maxQueueDelayMs: 0 });
+    const t = performance.now();
+    await immediate(rowsTensor([randomRow()]));
+    expect(performance.now() - t).toBeLessThan(30);
+  });
+
+  it("one caller's failure fails only that caller", async () => {
+    const batch = createBatcher(iris, { maxBatchSize: 64, maxQueueDelayMs: 5 });
+    const good = Array.from({ length: 5 }, () => rowsTensor([randomRow()]));
+    // Same signature as its neighbours, but 3 values for a [1, 4] shape: the stacked run fails.
+    const broken: TensorData[] = [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3] }];
+    // Another shape altogether: a group of its own, whose run fails.
+    const wide: TensorData[] = [{ name: 'features', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }];
+    const results = await Promise.allSettled([batch(good[0]!), batch(broken), batch(good[1]!), batch(wide), ...good.slice(2).map((g) => batch(g))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    for (const r of results) if (r.status === 'fulfilled') expect(r.value[0]!.shape).toEqual([1, 3]);
+  });
+
+  it('counts requests, batches and queue delay on the version', async () => {
+    const before = { ...iris.stats, mean: iris.stats.meanBatchSize };
+    const batch = createBatcher(iris, { maxBatchSize: 10, maxQueueDelayMs: 5 });
+    await Promise.all(Array.from({ length: 30 }, () => batch(rowsTensor([randomRow()]))));
+    expect(iris.stats.requests - before.requests).toBe(30);
+    expect(iris.stats.batches - before.batches).toBe(3);
+    expect(iris.stats.queued - before.queued).toBe(30);
+    expect(iris.stats.queueDelayMaxMs).toBeGreaterThan(3);
+  });
+});

@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './helpers/gateway.ts';
+
+const STATS = `{ model(name: "iris") { versions { batching { maxBatchSize maxQueueDelayMs } stats { runs requests rows batches meanBatchSize meanQueueDelayMs maxQueueDelayMs } } } }`;
+
+describe('dynamic batching over HTTP', () => {
+  let on: TestGateway;
+  let off: TestGateway;
+  beforeAll(async () => {
+    on = await startGateway();
+    off = await startGateway({ env: { BATCHING: 'false' } });
+  });
+  afterAll(async () => {
+    await on.close();
+    await off.close();
+  });
+
+  const burst = (gw: TestGateway, n: number) =>
+    Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        gw.gql(`mutation($f: [Float!]!) { predict(input: { model: "iris", features: $f }) { id label } }`, {
+          f: i % 2 ? [5.1, 3.5, 1.4, 0.2] : [6.7, 3.0, 5.2, 2.3],
+        }),
+      ),
+    );
+
+  it('stacks concurrent predictions into shared runs, each caller getting its own answer, and shows it in ModelVersion.stats', async () => {
+    const results = await burst(on, 64);
+    results.forEach((r, i) => expect(r.body.data.predict.label).toBe(i % 2 ? 'setosa' : 'virginica'));
+    expect(new Set(results.map((r) => r.body.data.predict.id)).size).toBe(64);
+    const [version] = (await on.gql(STATS)).body.data.model.versions;
+    expect(version.batching).toEqual(JSON.parse(readFileSync('models/iris/model.json', 'utf8')).batching);
+    expect(version.stats.requests).toBe(64);
+    expect(version.stats.batches).toBeLessThan(64);
+    expect(version.stats.meanBatchSize).toBeCloseTo(64 / version.stats.batches, 6);
+    expect(version.stats.meanBatchSize).toBeGreaterThan(1);
+    expect(on.countRows()).toBe(64);
+  });
+
+  it('runs one request per ONNX run with BATCHING=false', async () => {
+    await burst(off, 32);
+    const [version] = (await off.gql(STATS)).body.data.model.versions;
+    expect(version.batching).toBeNull();
+    expect(version.stats).toMatchObject({ requests: 32, batches: 32, meanBatchSize: 1, runs: 32 });
+    expect(off.countRows()).toBe(32);
+  });
+});

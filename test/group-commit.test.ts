@@ -1,0 +1,71 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database as PrismaDatabase } from '../src/store/database.ts';
+import { createPredictionRepository, type PredictionRecord } from '../src/store/prediction-repository.ts';
+
+let file: string;
+let db: PrismaDatabase;
+const statements: string[] = [];
+beforeAll(async () => {
+  file = join(mkdtempSync(join(tmpdir(), 'group-commit-')), 'db.sqlite');
+  db = await openDatabase(`file:${file}`, { onQuery: (sql) => statements.push(sql) });
+});
+afterAll(() => db.$disconnect());
+
+const record = (id = uuidv7()): PredictionRecord => ({
+  id,
+  modelName: 'iris',
+  version: 1,
+  createdAt: new Date(),
+  latencyMs: 1,
+  inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }],
+  outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0.2, 0.3, 0.5] }],
+});
+
+describe('group commit', () => {
+  it('writes rows that arrive together in one INSERT, and answers each only once its row is visible', async () => {
+    const repo = createPredictionRepository(db);
+    const reader = new Database(file, { readonly: true });
+    const visible = (id: string) => !!reader.prepare('SELECT 1 FROM "Prediction" WHERE id = ?').get(id);
+    statements.length = 0;
+    const records = Array.from({ length: 100 }, () => record());
+    const seenOnResolve = await Promise.all(records.map((r) => repo.insert(r).then(() => visible(r.id))));
+    reader.close();
+    expect(seenOnResolve.every(Boolean)).toBe(true);
+    expect(repo.commitStats!.rows).toBe(100);
+    expect(repo.commitStats!.groups).toBeLessThanOrEqual(2);
+    expect(statements.filter((s) => /^INSERT/i.test(s.trim())).length).toBe(repo.commitStats!.groups);
+  });
+
+  it('keeps queueing while a commit is in flight: the next group takes everything that came meanwhile', async () => {
+    const repo = createPredictionRepository(db);
+    const first = Promise.all(Array.from({ length: 10 }, () => repo.insert(record())));
+    await new Promise((r) => setImmediate(r)); // the first group is committing now
+    const second = Promise.all(Array.from({ length: 50 }, () => repo.insert(record())));
+    await Promise.all([first, second]);
+    expect(repo.commitStats).toEqual({ groups: 2, rows: 60 });
+  });
+
+  it('a bad row fails only its caller', async () => {
+    const repo = createPredictionRepository(db);
+    const taken = record();
+    await repo.insert(taken);
+    const group = [record(), record(taken.id), record(), record()];
+    const results = await Promise.allSettled(group.map((r) => repo.insert(r)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const found = await db.prediction.findMany({ where: { id: { in: group.map((r) => r.id) } } });
+    expect(found).toHaveLength(4); // three new rows + the one that was there before
+  });
+
+  it('is off with groupCommit: false: one INSERT per row', async () => {
+    const repo = createPredictionRepository(db, { groupCommit: false });
+    statements.length = 0;
+    await Promise.all(Array.from({ length: 10 }, () => repo.insert(record())));
+    expect(statements.filter((s) => /^INSERT/i.test(s.trim())).length).toBe(10);
+    expect(repo.commitStats).toBeUndefined();
+  });
+});
