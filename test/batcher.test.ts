@@ -39,7 +39,7 @@ describe('batcher', () => {
     runRows.length = 0;
     const batched = await Promise.all(requests.map((r) => batch(r)));
     const batchedRuns = runRows.length;
-    const alone = [];
+    const alone: TensorData[][] = [];
     for (const r of requests) alone.push(await runAlone(iris, r));
     expect(batchedRuns).toBeLessThan(60); // 400 rows in runs of at most 16
     batched.forEach((outputs, i) => {

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
@@ -8,7 +10,12 @@ describe('dynamic batching over HTTP', () => {
   let on: TestGateway;
   let off: TestGateway;
   beforeAll(async () => {
-    on = await startGateway();
+    // iris with a 50 ms queue window, so the burst batches however slowly this machine runs.
+    const repo = mkdtempSync(join(tmpdir(), 'batching-repo-'));
+    cpSync('models/iris', join(repo, 'iris'), { recursive: true });
+    const manifest = JSON.parse(readFileSync('models/iris/model.json', 'utf8'));
+    writeFileSync(join(repo, 'iris', 'model.json'), JSON.stringify({ ...manifest, batching: { maxBatchSize: 16, maxQueueDelayMs: 50 } }));
+    on = await startGateway({ modelRepository: repo });
     off = await startGateway({ env: { BATCHING: 'false' } });
   });
   afterAll(async () => {
@@ -30,9 +37,11 @@ describe('dynamic batching over HTTP', () => {
     results.forEach((r, i) => expect(r.body.data.predict.label).toBe(i % 2 ? 'setosa' : 'virginica'));
     expect(new Set(results.map((r) => r.body.data.predict.id)).size).toBe(64);
     const [version] = (await on.gql(STATS)).body.data.model.versions;
-    expect(version.batching).toEqual(JSON.parse(readFileSync('models/iris/model.json', 'utf8')).batching);
+    expect(version.batching).toEqual({ maxBatchSize: 16, maxQueueDelayMs: 50 });
     expect(version.stats.requests).toBe(64);
     expect(version.stats.batches).toBeLessThan(64);
+    expect(version.stats.batches).toBeGreaterThanOrEqual(4); // at most 16 rows a run
+    expect(version.stats.maxQueueDelayMs).toBeGreaterThan(40);
     expect(version.stats.meanBatchSize).toBeCloseTo(64 / version.stats.batches, 6);
     expect(version.stats.meanBatchSize).toBeGreaterThan(1);
     expect(on.countRows()).toBe(64);
