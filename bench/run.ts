@@ -1,0 +1,309 @@
+/**
+ * `npm run bench`: measures the gateway against a ceiling (a bare graphql-yoga server), optionally a
+ * peer, the raw ONNX Runtime limit and the history read path, then prints a markdown report and
+ * writes it (and the raw figures as JSON) under --out.
+ *
+ *   npm run bench -- [--duration 10] [--connections 1,16,64,256] [--peer http://127.0.0.1:8100/predict]
+ *                    [--quick] [--out bench/results]
+ *
+ * Contracts:
+ * - Only http://127.0.0.1 is ever loaded; servers are started here on ephemeral ports, each
+ *   gateway configuration in a fresh process on a fresh SQLite file in a temp folder.
+ * - Child processes are killed whatever happens (processes.ts installs the hooks).
+ * - Exit code 0 when every section ran, whatever the targets say; 1 when a section crashed (the
+ *   report is still written with what was measured), 2 for bad options.
+ * - Progress goes to stderr; stdout carries only the markdown report.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { assertLoopback, runStep, type LoadStep, type LoadTarget } from './load.ts';
+import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss, startServer, stopServer, type ServerProcess } from './processes.ts';
+import { runRawOnnx } from './raw-onnx.ts';
+import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
+import { computeTargets, errorCount, renderMarkdown, writeResults, type BenchResult, type ServerKey, type ServerRun } from './report.ts';
+
+const WARMUP_S = 2;
+const READ_CONNECTIONS = 16;
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface Options {
+  durationS: number;
+  connections: number[];
+  peer: string | null;
+  quick: boolean;
+  out: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      peer: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+    },
+  });
+  const durationS = Number(values.duration ?? (values.quick ? 3 : 10));
+  if (!Number.isFinite(durationS) || durationS <= 0) throw new Error(`--duration: expected seconds > 0, got ${values.duration}`);
+  const connections = (values.connections ?? '1,16,64,256').split(',').map((c) => Number(c.trim()));
+  if (connections.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`--connections: expected a list like 1,16,64,256, got ${values.connections}`);
+  const peer = values.peer ?? null;
+  if (peer) assertLoopback(peer);
+  return { durationS, connections, peer, quick: values.quick ?? false, out: values.out ?? join(REPO_ROOT, 'bench', 'results') };
+}
+
+const log = (message: string) => console.error(`bench: ${message}`);
+
+/** One request before the load: proves the target answers the bench's request (and counts if it succeeded). */
+async function probe(target: LoadTarget): Promise<boolean> {
+  const res = await fetch(target.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: target.body, signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (res.status < 200 || res.status >= 300 || text.includes('"errors"')) throw new Error(`${target.url} answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return true;
+}
+
+async function runSteps(label: string, target: LoadTarget, options: Options): Promise<LoadStep[]> {
+  const steps: LoadStep[] = [];
+  for (const connections of options.connections) {
+    const step = await runStep(target, connections, options.durationS, WARMUP_S);
+    const m = step.measured;
+    log(`${label} @${connections}: ${m.rps} rps, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, errors ${errorCount(m)}, ok ${m.ok} (drain ${m.drainS} s)`);
+    steps.push(step);
+  }
+  return steps;
+}
+
+function totals(steps: LoadStep[], probeOk: boolean) {
+  const runs = steps.flatMap((s) => [s.warmup, s.measured]);
+  return {
+    okTotal: runs.reduce((n, r) => n + r.ok, probeOk ? 1 : 0),
+    unansweredTotal: runs.reduce((n, r) => n + r.unanswered, 0),
+  };
+}
+
+function warningsOf(server: ServerProcess): string[] {
+  const lines = server.lines
+    .filter((l) => ('text' in l && !('level' in l)) || (typeof l.level === 'number' && l.level >= 40))
+    .map((l) => JSON.stringify(l));
+  const stderr = server.stderr().trim();
+  return stderr ? [...lines, `stderr: ${stderr}`] : lines;
+}
+
+function countPredictions(dbFile: string): number {
+  const db = new Database(dbFile, { fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM "Prediction"').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A server started here: start, probe, load steps, optional extra work (`after`), peak RSS, SIGTERM.
+ * For gateways (`dbFile` set), counts the stored rows once the process has exited.
+ */
+async function runChild(
+  key: ServerKey,
+  label: string,
+  script: string,
+  env: Record<string, string>,
+  options: Options,
+  extra: { readyPath?: string; dbFile?: string; after?: (url: string) => Promise<void> },
+): Promise<ServerRun> {
+  log(`starting ${label}`);
+  const server = await startServer({ name: label, script, cwd: REPO_ROOT, env, readyPath: extra.readyPath });
+  const idle = readMemoryKb(server.pid);
+  const idleRssMb = idle ? Math.round((idle.rssKb / 1024) * 10) / 10 : undefined;
+  const rss = sampleRss(server.pid);
+  const target = { url: `${server.url}/graphql`, body: PREDICT_BODY };
+  let steps: LoadStep[] = [];
+  let probeOk = false;
+  let peakRssMb: number | undefined;
+  let peakRssBeforeReadMb: number | undefined;
+  let exit: string;
+  try {
+    probeOk = await probe(target);
+    steps = await runSteps(label, target, options);
+    if (extra.after) {
+      const hwm = readMemoryKb(server.pid)?.hwmKb;
+      if (hwm !== undefined) peakRssBeforeReadMb = Math.round((hwm / 1024) * 10) / 10;
+      await extra.after(server.url);
+    }
+  } finally {
+    peakRssMb = rss.finish();
+    const status = await stopServer(server);
+    exit = status.killed ? `killed after SIGTERM timeout (${describeExit(status)})` : describeExit(status);
+  }
+  const run: ServerRun = { key, label, url: server.url, steps, ...totals(steps, probeOk), idleRssMb, peakRssMb, peakRssBeforeReadMb, exit, warnings: warningsOf(server) };
+  if (extra.dbFile) {
+    run.rows = countPredictions(extra.dbFile);
+    run.nothingLost = run.rows === run.okTotal;
+  }
+  log(`${label}: stopped (${exit}), peak RSS ${peakRssMb} MB${run.rows === undefined ? '' : `, rows ${run.rows} vs ok ${run.okTotal}`}`);
+  return run;
+}
+
+/** Temp folders still to remove; also removed on exit (Ctrl-C) after the children are killed. */
+const tempDirs = new Set<string>();
+process.on('exit', () => {
+  killAllChildren();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function runGateway(key: ServerKey, label: string, batching: boolean, options: Options, after?: (url: string) => Promise<void>): Promise<ServerRun> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'bench-gateway-'));
+  tempDirs.add(dir);
+  const dbFile = join(dir, 'bench.db');
+  try {
+    return await runChild(
+      key,
+      label,
+      'src/main.ts',
+      // LOG_LEVEL=info: the "listening" line (with the port) is logged at info.
+      { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: `file:${dbFile}`, BATCHING: String(batching) },
+      options,
+      { readyPath: '/readyz', dbFile, after },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
+  }
+}
+
+async function runPeer(url: string, options: Options): Promise<ServerRun> {
+  const target = { url, body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) };
+  log(`peer ${url}`);
+  const probeOk = await probe(target);
+  const steps = await runSteps('peer', target, options);
+  return { key: 'peer', label: 'peer', url, steps, ...totals(steps, probeOk), warnings: [] };
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}`);
+    return 2;
+  }
+  installCleanup();
+  const started = Date.now();
+  const machine = {
+    availableParallelism: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    totalMemMb: Math.round(os.totalmem() / 2 ** 20),
+  };
+  const servers = 3 + (options.peer ? 1 : 0);
+  const estimateS = servers * options.connections.length * (options.durationS + WARMUP_S + 1) + options.durationS + WARMUP_S + 30;
+  log(`os.availableParallelism() = ${machine.availableParallelism} (${machine.cpu}), Node ${machine.node}; the load generator shares these cores with the server`);
+  log(`duration ${options.durationS} s per step, connections ${options.connections.join(',')}, peer ${options.peer ?? 'none'}; about ${Math.ceil(estimateS / 60)} min`);
+
+  const result: BenchResult = {
+    date: new Date(started).toISOString(),
+    machine,
+    settings: { durationS: options.durationS, warmupS: WARMUP_S, connections: options.connections, peer: options.peer, quick: options.quick },
+    servers: [],
+    rawOnnx: [],
+    read: { load: null, statements: null },
+    targets: [],
+    notes: [],
+    elapsedS: 0,
+  };
+  let crashed = false;
+  /** Runs one section; a crash is noted (and makes the exit code 1) but the others still run. */
+  const section = async (name: string, body: () => Promise<void>) => {
+    try {
+      await body();
+    } catch (error) {
+      crashed = true;
+      const message = (error as Error).stack ?? String(error);
+      result.notes.push(`CRASH in ${name}: ${(error as Error).message}`);
+      log(`${name} crashed: ${message}`);
+    }
+  };
+
+  // In-process sections first, while no server competes for the cores.
+  await section('raw ONNX', async () => {
+    log('raw ONNX Runtime, ~3 s per batch size');
+    result.rawOnnx = await runRawOnnx(join(REPO_ROOT, 'models/iris/1/model.onnx'), 3, [1, 64]);
+  });
+  await section('read statements (in-process)', async () => {
+    log('counting SQL statements of the read query in-process');
+    result.read.statements = await countReadStatements(REPO_ROOT, 120);
+  });
+  await section('ceiling', async () => {
+    result.servers.push(await runChild('ceiling', 'ceiling (bare yoga)', 'bench/ceiling.ts', {}, options, {}));
+  });
+  await section('gateway (batching on)', async () => {
+    const readAfterWrites = async (url: string) => {
+      await section('read load', async () => {
+        log(`read query at ${READ_CONNECTIONS} connections`);
+        result.read.load = await readLoad(url, READ_CONNECTIONS, options.durationS, WARMUP_S);
+        const m = result.read.load.measured;
+        log(`read @${READ_CONNECTIONS}: ${m.rps} rps, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, errors ${errorCount(m)}`);
+      });
+    };
+    result.servers.push(await runGateway('gatewayOn', 'gateway (batching on)', true, options, readAfterWrites));
+  });
+  await section('gateway (batching off)', async () => {
+    result.servers.push(await runGateway('gatewayOff', 'gateway (batching off)', false, options));
+  });
+  if (options.peer) {
+    const peer = options.peer;
+    await section('peer', async () => {
+      result.servers.push(await runPeer(peer, options));
+    });
+  }
+
+  for (const server of result.servers) {
+    if (server.nothingLost === false) {
+      const diff = (server.rows ?? 0) - server.okTotal;
+      const why =
+        diff < 0
+          ? `${-diff} acknowledged predictions MISSING from the history`
+          : diff <= server.unansweredTotal
+            ? `${diff} more rows than ok responses, at most the ${server.unansweredTotal} requests the bench gave up on (timeouts): committed after the client stopped waiting, nothing acknowledged was lost`
+            : `${diff} more rows than ok responses, more than the ${server.unansweredTotal} unanswered requests explain`;
+      result.notes.push(`${server.label}: ${server.rows} rows vs ${server.okTotal} ok responses: ${why}`);
+    }
+    if (server.unansweredTotal > 0) result.notes.push(`${server.label}: ${server.unansweredTotal} requests sent without a response`);
+    if (server.exit && server.exit !== 'code 0') result.notes.push(`${server.label}: exit ${server.exit}`);
+    for (const w of server.warnings.slice(0, 10)) result.notes.push(`${server.label} log: \`${w.slice(0, 400)}\``);
+    if (server.warnings.length > 10) result.notes.push(`${server.label}: ${server.warnings.length - 10} more warning lines (see the JSON)`);
+  }
+  const readHost = result.servers.find((s) => s.peakRssBeforeReadMb !== undefined);
+  if (result.read.load && readHost) {
+    result.notes.push(
+      `Peak RSS of ${readHost.label} (${readHost.peakRssMb} MB) includes the read benchmark, which runs in the same process after the write steps; before it: ${readHost.peakRssBeforeReadMb} MB.`,
+    );
+  }
+
+  result.targets = computeTargets(result.servers);
+  result.elapsedS = (Date.now() - started) / 1000;
+  const markdown = renderMarkdown(result);
+  const files = writeResults(options.out, result, markdown);
+  process.stdout.write(markdown);
+  log(`wrote ${files.join(', ')} in ${Math.round(result.elapsedS)} s`);
+  return crashed ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    killAllChildren();
+    process.exit(code);
+  },
+  (error: unknown) => {
+    console.error('bench crashed:', error);
+    killAllChildren();
+    process.exit(1);
+  },
+);
