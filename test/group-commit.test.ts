@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database as PrismaDatabase } from '../src/store/database.ts';
+import { createGroupCommit } from '../src/store/group-commit.ts';
 import { createPredictionRepository, type PredictionRecord } from '../src/store/prediction-repository.ts';
 
 let file: string;
@@ -48,13 +49,33 @@ describe('group commit', () => {
     expect(page.records.map((r) => r.id)).toContain(generation.id);
   });
 
-  it('keeps queueing while a commit is in flight: the next group takes everything that came meanwhile', async () => {
-    const repo = createPredictionRepository(db);
-    const first = Promise.all(Array.from({ length: 10 }, () => repo.insert(record())));
-    await new Promise((r) => setImmediate(r)); // the first group is committing now
-    const second = Promise.all(Array.from({ length: 50 }, () => repo.insert(record())));
-    await Promise.all([first, second]);
-    expect(repo.commitStats).toEqual({ groups: 2, rows: 60 });
+  it('commits a lone row at once, and everything that arrives during a commit in the next one', async () => {
+    const groups: number[][] = [];
+    const inFlight: Array<() => void> = [];
+    const committer = createGroupCommit<number>(
+      (rows) => {
+        groups.push(rows);
+        return new Promise<void>((resolve) => inFlight.push(resolve));
+      },
+      async () => {},
+    );
+    const settled: number[] = [];
+    const write = (n: number) => committer.write(n).then(() => settled.push(n));
+    const first = write(1);
+    expect(groups).toEqual([[1]]); // no waiting when idle
+    const rest = [2, 3, 4].map(write);
+    await new Promise((r) => setImmediate(r));
+    expect(groups).toEqual([[1]]); // queued behind the commit in flight
+    expect(settled).toEqual([]); // nobody is answered before its commit
+    inFlight.shift()!();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(groups).toEqual([[1], [2, 3, 4]]);
+    expect(settled).toEqual([1]);
+    inFlight.shift()!();
+    await Promise.all(rest);
+    expect(settled).toEqual([1, 2, 3, 4]);
+    expect(committer.stats).toEqual({ groups: 2, rows: 4 });
   });
 
   it('a bad row fails only its caller', async () => {

@@ -1,6 +1,6 @@
 /**
- * Group commit: rows handed in while a commit is in flight (or in the same event-loop
- * turn) are written together by one `writeMany` call, one transaction. Every caller's
+ * Group commit: rows handed in while a commit is in flight are written together by
+ * the next `writeMany` call, one transaction. Every caller's
  * promise settles only after its row is committed. If a group fails, its rows are
  * written one by one, so one bad row fails only its own caller.
  */
@@ -43,8 +43,9 @@ export function createGroupCommit<T>(writeMany: (rows: T[]) => Promise<void>, wr
     write(row: T): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         pending.push({ row, resolve, reject });
-        // Gather what arrives in this turn; while a commit runs, rows simply queue for the next.
-        if (!flushing && pending.length === 1) setImmediate(() => void flush());
+        // Idle: commit at once (a lone request pays no wait). Busy: rows queue up and the
+        // next group takes all of them when the commit in flight ends.
+        if (!flushing) void flush();
       });
     },
   };
