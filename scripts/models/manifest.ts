@@ -78,7 +78,7 @@ export interface Batching {
   maxQueueDelayMs: number;
 }
 
-export const DEFAULT_BATCHING: Batching = { maxBatchSize: 64, maxQueueDelayMs: 1 };
+export const DEFAULT_BATCHING: Batching = { maxBatchSize: 64, maxQueueDelayMs: 0 };
 
 /** Metrics are stored to 4 decimals. */
 export function round4(v: number): number {
