@@ -33,6 +33,8 @@ export interface StartOptions {
   /** When set, poll GET <url><readyPath> until it answers 200. */
   readyPath?: string;
   timeoutMs?: number;
+  /** Node flags before the script. @default ['--import', 'tsx'] */
+  nodeArgs?: string[];
 }
 
 const running = new Map<number, ChildProcess>();
@@ -70,7 +72,7 @@ export function installCleanup(): void {
  */
 export async function startServer(options: StartOptions): Promise<ServerProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', options.script], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? ['--import', 'tsx']), options.script], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,7 +14,7 @@
  *   report is still written with what was measured), 2 for bad options.
  * - Progress goes to stderr; stdout carries only the markdown report.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,16 +109,24 @@ function countPredictions(dbFile: string): number {
  * A server started here: start, probe, load steps, optional extra work (`after`), peak RSS, SIGTERM.
  * For gateways (`dbFile` set), counts the stored rows once the process has exited.
  */
+/** The node flags of package.json's `start` script (`node <flags> src/main.ts`): the gateway runs exactly as `npm start` runs it. */
+function startNodeArgs(): string[] {
+  const start: string = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start;
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== 'node' || words.at(-1) !== 'src/main.ts') throw new Error(`unexpected start script: ${start}`);
+  return words.slice(1, -1);
+}
+
 async function runChild(
   key: ServerKey,
   label: string,
   script: string,
   env: Record<string, string>,
   options: Options,
-  extra: { readyPath?: string; dbFile?: string; after?: (url: string) => Promise<void> },
+  extra: { readyPath?: string; dbFile?: string; after?: (url: string) => Promise<void>; nodeArgs?: string[] },
 ): Promise<ServerRun> {
   log(`starting ${label}`);
-  const server = await startServer({ name: label, script, cwd: REPO_ROOT, env, readyPath: extra.readyPath });
+  const server = await startServer({ name: label, script, cwd: REPO_ROOT, env, readyPath: extra.readyPath, nodeArgs: extra.nodeArgs });
   const idle = readMemoryKb(server.pid);
   const idleRssMb = idle ? Math.round((idle.rssKb / 1024) * 10) / 10 : undefined;
   const rss = sampleRss(server.pid);
@@ -169,7 +177,7 @@ async function runGateway(key: ServerKey, label: string, batching: boolean, opti
       // LOG_LEVEL=info: the "listening" line (with the port) is logged at info.
       { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: `file:${dbFile}`, BATCHING: String(batching) },
       options,
-      { readyPath: '/readyz', dbFile, after },
+      { readyPath: '/readyz', dbFile, after, nodeArgs: startNodeArgs() },
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

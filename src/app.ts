@@ -1,6 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, useReadinessCheck } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { createGenerationService } from './generation-service.ts';
@@ -79,8 +78,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
     graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway', defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
-    // GraphiQL's assets are served from the package, not a CDN: works offline and behind firewalls.
-    renderGraphiQL,
+    // GraphiQL's assets are served from the package, not a CDN: works offline and behind
+    // firewalls. The bundle costs ~45 MB of memory, so it loads on the first page view.
+    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     landingPage: false,
     logging: yogaLogger(log),
     maskedErrors: errorMasking(log),

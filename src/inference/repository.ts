@@ -123,6 +123,8 @@ export class ModelRepository {
         intraOpNumThreads: this.options.intraOpNumThreads ?? 1,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        // The arena keeps freed blocks per session; for small models it only holds memory.
+        enableCpuMemArena: false,
       });
       try {
         entry.inputs = session.inputMetadata.map((m) => specOf(m, 'input'));
