@@ -4,9 +4,9 @@ import { createYoga, useReadinessCheck } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { createGenerationService } from './generation-service.ts';
 import { ModelRepository } from './inference/repository.ts';
-import { errorMasking } from './observability/error-masking.ts';
+import { fallbackMasking, useErrorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
-import { currentRequestScope, requestIdFor, runInRequestScope } from './observability/request-scope.ts';
+import { requestIdFor } from './observability/request-id.ts';
 import { useVariableErrorCodes } from './observability/use-variable-error-codes.ts';
 import { createPredictionService } from './prediction-service.ts';
 import { createEventBus } from './pubsub/event-bus.ts';
@@ -83,9 +83,10 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     landingPage: false,
     logging: yogaLogger(log),
-    maskedErrors: errorMasking(log),
-    context: ({ request }) => ({
-      requestId: currentRequestScope()?.requestId ?? request?.headers.get('x-request-id') ?? 'none',
+    maskedErrors: fallbackMasking(log),
+    context: (initial) => ({
+      // HTTP: the id `handle` put on the request; WebSocket: the one onSubscribe passes in.
+      requestId: (initial as { requestId?: string }).requestId ?? initial.request?.headers.get('x-request-id') ?? 'none',
       models,
       predictions,
       predictionService,
@@ -95,6 +96,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     }),
     plugins: [
       ...armor.protect().plugins,
+      useErrorMasking(log),
       useVariableErrorCodes(),
       useReadinessCheck({
         endpoint: '/readyz',
@@ -118,7 +120,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       req.resume();
       return;
     }
-    runInRequestScope({ requestId }, () => void yoga(req, res));
+    void yoga(req, res);
   };
 
   const sockets: Array<() => Promise<void>> = [];

@@ -1,34 +1,60 @@
-import { GraphQLError } from 'graphql';
-import { maskError as yogaMaskError, type YogaServerOptions } from 'graphql-yoga';
+import { handleStreamOrSingleExecutionResult, type OnExecuteDoneHookResultOnNextHook } from '@envelop/core';
+import { GraphQLError, type ExecutionResult } from 'graphql';
+import { maskError as yogaMaskError, type Plugin, type YogaServerOptions } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { currentRequestScope } from './request-scope.ts';
 
 // By name, as envelop does: a GraphQLError from another copy of graphql-js still counts.
 const isGraphQLError = (error: unknown): error is GraphQLError => error instanceof Error && error.name === 'GraphQLError';
 const isExpected = (error: unknown): boolean =>
   isGraphQLError(error) && (error.originalError == null || isExpected(error.originalError));
 
+function masked(error: unknown, requestId: string, log: Logger, isDev = false): GraphQLError {
+  const original = isGraphQLError(error) && error.originalError ? error.originalError : error;
+  log.error({ err: original, requestId, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
+  const base = yogaMaskError(error, 'Unexpected error.', isDev) as GraphQLError;
+  return new GraphQLError(base.message, {
+    nodes: base.nodes,
+    source: base.source,
+    positions: base.positions,
+    path: base.path,
+    extensions: { ...base.extensions, code: 'INTERNAL_SERVER_ERROR', requestId },
+  });
+}
+
 /**
  * Expected errors (GraphQLErrors, which carry `extensions.code`) pass through.
- * Anything else is logged with its stack and the request id and reaches the client
- * only as "Unexpected error." with code INTERNAL_SERVER_ERROR and that request id:
- * no stack, no SQL, no file paths.
+ * Anything else thrown while executing is logged with its stack and the request id
+ * (from the context) and reaches the client only as "Unexpected error." with code
+ * INTERNAL_SERVER_ERROR and that request id: no stack, no SQL, no file paths.
+ *
+ * This runs before Yoga's own masking (registered after user plugins), which stays as
+ * the fallback for errors outside execution.
  */
-export function errorMasking(log: Logger): NonNullable<YogaServerOptions<object, object>['maskedErrors']> {
+export function useErrorMasking(log: Logger): Plugin<{ requestId?: string }> {
+  const maskResult =
+    (requestId: string) =>
+    ({ result, setResult }: { result: ExecutionResult; setResult: (r: ExecutionResult) => void }) => {
+      if (!result.errors?.some((e) => !isExpected(e))) return;
+      setResult({ ...result, errors: result.errors.map((e) => (isExpected(e) ? e : masked(e, requestId, log))) });
+    };
   return {
-    maskError(error, message, isDev) {
+    onExecute({ args }) {
+      const handle = maskResult((args.contextValue as { requestId?: string }).requestId ?? 'none');
+      return { onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, handle as OnExecuteDoneHookResultOnNextHook<object>) };
+    },
+    onSubscribe({ args }) {
+      const handle = maskResult((args.contextValue as { requestId?: string }).requestId ?? 'none');
+      return { onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, handle as OnExecuteDoneHookResultOnNextHook<object>) };
+    },
+  };
+}
+
+/** Yoga's masking, for what escapes execution (context creation, plugins): logged, masked, with a fresh id. */
+export function fallbackMasking(log: Logger): NonNullable<YogaServerOptions<object, object>['maskedErrors']> {
+  return {
+    maskError(error, _message, isDev) {
       if (isExpected(error)) return error as Error;
-      const requestId = currentRequestScope()?.requestId ?? 'none';
-      const original = isGraphQLError(error) && error.originalError ? error.originalError : error;
-      log.error({ err: original, requestId, path: isGraphQLError(error) ? error.path : undefined }, 'unexpected error');
-      const masked = yogaMaskError(error, message, isDev) as GraphQLError;
-      return new GraphQLError(masked.message, {
-        nodes: masked.nodes,
-        source: masked.source,
-        positions: masked.positions,
-        path: masked.path,
-        extensions: { ...masked.extensions, code: 'INTERNAL_SERVER_ERROR', requestId },
-      });
+      return masked(error, 'none', log, isDev);
     },
   };
 }

@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
-import type { ExecutionArgs } from 'graphql';
+import type { ExecutionArgs, GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
-import { requestIdFor, runInRequestScope } from '../observability/request-scope.ts';
+import { requestIdFor } from '../observability/request-id.ts';
 
 type Enveloped = ReturnType<YogaServerInstance<any, any>['getEnveloped']>;
 
@@ -20,32 +20,30 @@ export function attachWebSocket(server: Server, yoga: YogaServerInstance<any, an
       execute: (args) => (args.rootValue as { execute: Enveloped['execute'] }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: Enveloped['subscribe'] }).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
-        const requestId = requestIdFor(ctx.extra.request);
-        return runInRequestScope({ requestId }, async () => {
-          const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-            ...ctx,
-            req: ctx.extra.request,
-            socket: ctx.extra.socket,
-            params: payload,
-          });
-          let document;
-          try {
-            document = parse(payload.query);
-          } catch (error) {
-            return [error as import('graphql').GraphQLError];
-          }
-          const errors = validate(schema, document);
-          if (errors.length > 0) return errors;
-          const args: ExecutionArgs = {
-            schema,
-            operationName: payload.operationName,
-            document,
-            variableValues: payload.variables,
-            contextValue: await contextFactory(),
-            rootValue: { execute, subscribe },
-          };
-          return args;
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          requestId: requestIdFor(ctx.extra.request),
         });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error as GraphQLError];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        const args: ExecutionArgs = {
+          schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        return args;
       },
       onError: (_ctx, _id, _payload, errors) => {
         log.debug({ errors: errors.map((e) => e.message) }, 'websocket operation error');
