@@ -2,8 +2,9 @@
  * The bench's result: its shape (also the .json file), the targets it is judged against, and the
  * markdown rendering. Missing a target is reported, never thrown: the bench fails only on crashes.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { LoadRun, LoadStep } from './load.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
@@ -199,7 +200,7 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('## Notes', '');
   out.push(...(r.notes.length ? r.notes.map((n) => `- ${n}`) : ['- nothing unusual']), '');
 
-  out.push('## Experiments', '', '(filled in by hand: see README)', '');
+  out.push('## Experiments', '', readExperiments(), '');
   return out.join('\n');
 }
 
@@ -214,4 +215,10 @@ export function writeResults(dir: string, r: BenchResult, markdown: string): str
   copyFileSync(md, join(dir, 'latest.md'));
   copyFileSync(json, join(dir, 'latest.json'));
   return [md, json, join(dir, 'latest.md'), join(dir, 'latest.json')];
+}
+
+/** The experiment log kept by hand in bench/experiments.md, embedded in every report. */
+function readExperiments(): string {
+  const file = fileURLToPath(new URL('./experiments.md', import.meta.url));
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : '(none recorded)';
 }
