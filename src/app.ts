@@ -58,7 +58,7 @@ subscription Generate {
 `;
 
 /** Requests with a declared body larger than this get 413 before Yoga reads them. */
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export type App = Awaited<ReturnType<typeof createApp>>;
 
