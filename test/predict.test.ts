@@ -107,3 +107,24 @@ describe('predict', () => {
     expect(res.body.data.predict.scores).toHaveLength(3);
   });
 });
+
+describe('GraphQL over HTTP', () => {
+  it('answers queries over GET, and refuses mutations over GET', async () => {
+    const get = await fetch(`${gw.url}/graphql?query=${encodeURIComponent('{ models { name kind } }')}`, { headers: { accept: 'application/json' } });
+    expect(get.status).toBe(200);
+    const models = (await get.json()).data.models;
+    expect(models.map((m: { name: string }) => m.name)).toEqual(['breast_cancer', 'diabetes', 'digits', 'fortune', 'iris']);
+    const before = gw.countRows();
+    const mutation = await fetch(`${gw.url}/graphql?query=${encodeURIComponent('mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id } }')}`, {
+      headers: { accept: 'application/json' },
+    });
+    expect(mutation.status).toBe(405);
+    expect(gw.countRows()).toBe(before);
+  });
+
+  it('serves GraphiQL to browsers', async () => {
+    const page = await fetch(`${gw.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>ONNX GraphQL gateway</title>');
+  });
+});
