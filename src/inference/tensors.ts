@@ -14,7 +14,7 @@ export interface TensorData {
 
 export interface PredictRequest {
   features?: readonly number[] | null;
-  inputs?: readonly TensorData[] | null;
+  inputs?: ReadonlyArray<Readonly<TensorData>> | null;
 }
 
 /** More issues than this are not listed: the request is clearly wrong already. */
@@ -84,7 +84,7 @@ function featuresTensor(version: ModelVersion, features: readonly number[], issu
   return [{ name: spec.name, datatype: spec.datatype, shape, data: [...features] }];
 }
 
-function inputTensors(version: ModelVersion, inputs: readonly TensorData[], issues: IssueList): TensorData[] {
+function inputTensors(version: ModelVersion, inputs: ReadonlyArray<Readonly<TensorData>>, issues: IssueList): TensorData[] {
   const expected = version.inputs.map((i) => i.name);
   const seen = new Set<string>();
   for (const [index, tensor] of inputs.entries()) {
@@ -107,7 +107,7 @@ function inputTensors(version: ModelVersion, inputs: readonly TensorData[], issu
   return inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [...t.shape], data: [...t.data] }));
 }
 
-function checkShape(tensor: TensorData, spec: TensorSpec, shapePath: Array<string | number>, dataPath: Array<string | number>, issues: IssueList): void {
+function checkShape(tensor: Readonly<TensorData>, spec: TensorSpec, shapePath: Array<string | number>, dataPath: Array<string | number>, issues: IssueList): void {
   const expected = `[${spec.shape.join(', ')}]`;
   if (tensor.shape.some((d) => !Number.isInteger(d) || d < 0)) {
     issues.add(shapePath, `dimensions must be whole numbers >= 0, got [${tensor.shape.join(', ')}]`);

@@ -220,13 +220,7 @@ builder.mutationFields((t) => ({
     type: PredictionRef,
     description: 'Runs a model on one request and stores the prediction; answers after the row is committed.',
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
-    resolve: (_root, { input }, ctx) =>
-      ctx.predictionService.predict({
-        model: input.model,
-        version: input.version,
-        features: input.features,
-        inputs: input.inputs?.map((tensor) => ({ ...tensor, shape: [...tensor.shape], data: [...tensor.data] })),
-      }),
+    resolve: (_root, { input }, ctx) => ctx.predictionService.predict(input),
   }),
 }));
 
