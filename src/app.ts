@@ -7,7 +7,7 @@ import { ModelRepository } from './inference/repository.ts';
 import { fallbackMasking, useErrorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
-import { useVariableErrorCodes } from './observability/use-variable-error-codes.ts';
+import { useErrorCodes } from './observability/use-error-codes.ts';
 import { createPredictionService } from './prediction-service.ts';
 import { createEventBus } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
@@ -97,7 +97,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     plugins: [
       ...armor.protect().plugins,
       useErrorMasking(log),
-      useVariableErrorCodes(),
+      useErrorCodes(),
       useReadinessCheck({
         endpoint: '/readyz',
         check: async () => {

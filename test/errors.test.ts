@@ -138,13 +138,13 @@ describe('operation limits', () => {
     expect((await gw.gql(nestedOfType(9))).body.errors).toBeUndefined();
     const res = await gw.gql(nestedOfType(20));
     expect(res.body.data).toBeUndefined();
-    expect(res.body.errors![0]!.message).toMatch(/depth/i);
+    expect(res.body.errors![0]!).toMatchObject({ message: 'Query depth limit of 20 exceeded, found 25.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
   });
 
   it('rejects more than 50 aliases', async () => {
     const aliases = Array.from({ length: 51 }, (_, i) => `m${i}: models { name }`).join(' ');
     const res = await gw.gql(`{ ${aliases} }`);
-    expect(res.body.errors![0]!.message).toMatch(/aliases/i);
+    expect(res.body.errors![0]!).toMatchObject({ message: 'Aliases limit of 50 exceeded, found 51.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
   });
 
   it('answers 413 to a body over 4 MB without reading it', async () => {

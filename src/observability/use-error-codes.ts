@@ -3,6 +3,9 @@ import type { Plugin } from 'graphql-yoga';
 
 const VARIABLE_ERROR = /^Variable "\$(\w+)" got invalid value .*? at "([^"]+)"; (.*)$|^Variable "\$(\w+)" (.*)$/s;
 
+const LIMIT_ERROR = /^Syntax Error: (Query depth|Aliases|Token|Directives|Query Cost) limit/;
+const isLimitError = (error: { message: string; extensions?: Record<string, unknown> }) => !error.extensions?.['code'] && LIMIT_ERROR.test(error.message);
+
 /** `i.features[0]` → ['i', 'features', 0] */
 function parseVariablePath(path: string): Array<string | number> {
   return [...path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : m[1]!));
@@ -12,9 +15,10 @@ function parseVariablePath(path: string): Array<string | number> {
  * graphql-js rejects bad variable values (a non-finite Float, a string for an Int,
  * a missing required field) before any resolver runs, without an error code. This
  * gives those errors the same shape as every other input error: code BAD_USER_INPUT
- * and `issues: [{ path, message }]`, the path starting at the variable's name.
+ * and `issues: [{ path, message }]`, the path starting at the variable's name. It also
+ * gives operation-limit rejections a code.
  */
-export function useVariableErrorCodes(): Plugin {
+export function useErrorCodes(): Plugin {
   const mapResult = (result: ExecutionResult): ExecutionResult | undefined => {
     if (!result.errors?.length || result.data !== undefined) return undefined;
     let changed = false;
@@ -34,6 +38,20 @@ export function useVariableErrorCodes(): Plugin {
     return changed ? { ...result, errors } : undefined;
   };
   return {
+    // GraphQL Armor reports its limits as bare errors ("Syntax Error: Query depth limit of 20
+    // exceeded, found 27."); give them the code graphql-js validation errors get.
+    onResultProcess({ result, setResult }) {
+      if (Array.isArray(result) || Symbol.asyncIterator in result || !result.errors?.length) return;
+      if (!result.errors.some(isLimitError)) return;
+      setResult({
+        ...result,
+        errors: result.errors.map((error) =>
+          isLimitError(error)
+            ? new GraphQLError(error.message.replace(/^Syntax Error: /, ''), { extensions: { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } })
+            : error,
+        ),
+      });
+    },
     onExecute() {
       return {
         onExecuteDone({ result, setResult }) {
