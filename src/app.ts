@@ -26,13 +26,16 @@ export interface AppOptions {
 /**
  * Operation limits (GraphQL Armor). Generous for real clients; send large tensors as
  * variables, which do not count as tokens. Field suggestions stay on for GraphiQL users.
+ * The standard introspection query (`__schema`, 21 levels with every option) is exempt
+ * from depth and cost so GraphiQL's docs and codegen tools work; the token, alias and
+ * directive limits still bound it. `__type` lookups are not exempt.
  */
 const armor = new EnvelopArmor({
-  maxDepth: { n: 20, ignoreIntrospection: false },
+  maxDepth: { n: 20, ignoreIntrospection: true },
   maxAliases: { n: 50 },
   maxTokens: { n: 20_000 },
   maxDirectives: { n: 50 },
-  costLimit: { maxCost: 20_000 },
+  costLimit: { maxCost: 20_000, ignoreIntrospection: true },
   blockFieldSuggestion: { enabled: false },
 });
 

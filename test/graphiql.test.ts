@@ -61,4 +61,14 @@ describe('GraphiQL in a browser', () => {
     expect(external).toEqual([]); // GraphiQL works offline: no CDN
     expect(existsSync(SCREENSHOT)).toBe(true);
   });
+
+  it('loads the schema: the Docs explorer lists the predict mutation', { timeout: 60_000 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`${gw.url}/graphql`);
+    await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
+    // The root types appear only once GraphiQL's introspection query has been answered.
+    await page.locator('.graphiql-doc-explorer').getByText('Mutation', { exact: true }).click();
+    await page.locator('.graphiql-doc-explorer').getByText('predict', { exact: true }).waitFor({ timeout: 15_000 });
+    expect(await page.getByText('Error fetching schema').count()).toBe(0);
+  });
 });
