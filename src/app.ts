@@ -9,7 +9,7 @@ import { createLogger, yogaLogger, type Logger } from './observability/logger.ts
 import { requestIdFor } from './observability/request-id.ts';
 import { useErrorCodes } from './observability/use-error-codes.ts';
 import { createPredictionService } from './prediction-service.ts';
-import { createEventBus } from './pubsub/event-bus.ts';
+import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
 import { openDatabase, type Database } from './store/database.ts';
@@ -21,6 +21,8 @@ export interface AppOptions {
   log?: Logger;
   /** Called with each SQL statement sent to the database (tests count them). */
   onQuery?: (sql: string) => void;
+  /** Subscriber queue limits (tests make them small to overflow them). */
+  eventBus?: EventBusOptions;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
-  const bus = createEventBus();
+  const bus = createEventBus(options.eventBus);
   const predictions = createPredictionRepository(db, { groupCommit: config.batching });
   const predictionService = createPredictionService({ models, predictions, bus });
   const generationService = createGenerationService({ models, predictions, bus, maxConcurrent: config.maxGenerations });

@@ -1,5 +1,5 @@
-import { Repeater, SlidingBuffer } from 'graphql-yoga';
 import type { PredictionRecord } from '../store/prediction-repository.ts';
+import { createSubscriberQueue, type SubscriberQueueStats } from './subscriber-queue.ts';
 
 /** Topics and their payloads. */
 export interface Events {
@@ -7,14 +7,16 @@ export interface Events {
 }
 
 export interface EventBus {
-  /** Never blocks and never throws: each subscriber has its own bounded buffer. */
+  /** Never blocks and never throws: each subscriber has its own bounded queue. */
   publish<T extends keyof Events>(topic: T, payload: Events[T]): void;
   /**
    * Events published after the call, until the iterator is returned. A subscriber that
-   * falls more than `bufferSize` events behind loses the oldest ones (a slow reader must
-   * never slow the publisher or grow memory without bound).
+   * falls more than `bufferSize` events or `bufferBytes` bytes behind loses the oldest
+   * ones (a slow reader must never slow the publisher or grow memory without bound).
    */
   subscribe<T extends keyof Events>(topic: T): AsyncIterableIterator<Events[T]>;
+  /** Every open subscriber's queue, per topic (diagnostics and tests). */
+  queues<T extends keyof Events>(topic: T): SubscriberQueueStats[];
 }
 
 export interface EventBusOptions {
@@ -22,22 +24,68 @@ export interface EventBusOptions {
   eventTarget?: EventTarget;
   /** Events held per subscriber before the oldest are dropped. @default 1024 */
   bufferSize?: number;
+  /** Approximate bytes held per subscriber before the oldest are dropped. @default 16 MiB */
+  bufferBytes?: number;
 }
 
+/** Rough in-memory size of a prediction: its numbers dominate (8 bytes each in a JS array). */
+export function approximateBytes(record: PredictionRecord): number {
+  let bytes = 256;
+  for (const t of record.inputs) bytes += 64 + t.data.length * 8;
+  for (const t of record.outputs) bytes += 64 + t.data.length * 8;
+  if (record.generation) bytes += 2 * (record.generation.prompt.length + record.generation.text.length);
+  return bytes;
+}
+
+const SIZE_OF: { [T in keyof Events]: (payload: Events[T]) => number } = {
+  'prediction.created': approximateBytes,
+};
+
+/**
+ * In-process fan-out: the event target carries each event once, to one listener per
+ * topic (so a thousand subscribers are one listener, not a thousand, on a distributed
+ * target), and that listener hands it to every subscriber's own queue.
+ */
 export function createEventBus(options: EventBusOptions = {}): EventBus {
   const target = options.eventTarget ?? new EventTarget();
-  const bufferSize = options.bufferSize ?? 1024;
+  const maxEvents = options.bufferSize ?? 1024;
+  const maxBytes = options.bufferBytes ?? 16 * 1024 * 1024;
+  const subscribers = new Map<keyof Events, Set<ReturnType<typeof createSubscriberQueue<any>>>>();
+  const listeners = new Map<keyof Events, (event: Event) => void>();
+
   return {
     publish(topic, payload) {
       target.dispatchEvent(new CustomEvent(topic, { detail: payload }));
     },
     subscribe<T extends keyof Events>(topic: T) {
-      return new Repeater<Events[T]>(async (push, stop) => {
-        const listener = (event: Event) => void push((event as CustomEvent<Events[T]>).detail);
+      let set = subscribers.get(topic);
+      if (!set) {
+        const fanOut = new Set<ReturnType<typeof createSubscriberQueue<any>>>();
+        const listener = (event: Event) => {
+          for (const queue of fanOut) queue.push((event as CustomEvent<Events[T]>).detail);
+        };
+        subscribers.set(topic, (set = fanOut));
+        listeners.set(topic, listener);
         target.addEventListener(topic, listener);
-        await stop;
-        target.removeEventListener(topic, listener);
-      }, new SlidingBuffer(bufferSize));
+      }
+      const queue = createSubscriberQueue<Events[T]>({
+        maxEvents,
+        maxBytes,
+        sizeOf: SIZE_OF[topic],
+        onReturn: () => {
+          set.delete(queue);
+          if (set.size === 0) {
+            target.removeEventListener(topic, listeners.get(topic)!);
+            subscribers.delete(topic);
+            listeners.delete(topic);
+          }
+        },
+      });
+      set.add(queue);
+      return queue.iterator;
+    },
+    queues(topic) {
+      return [...(subscribers.get(topic) ?? [])].map((q) => q.stats);
     },
   };
 }

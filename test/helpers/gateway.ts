@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import type { EventBusOptions } from '../../src/pubsub/event-bus.ts';
 
 export interface GraphQLResponse<T = any> {
   status: number;
@@ -34,6 +35,8 @@ export interface StartOptions {
   waitForModels?: boolean;
   /** Extra environment for loadConfig (e.g. MAX_GENERATIONS). */
   env?: Record<string, string>;
+  /** Subscriber queue limits. */
+  eventBus?: EventBusOptions;
 }
 
 /** The real gateway on an ephemeral port, with a fresh SQLite file in a temp folder. */
@@ -54,7 +57,7 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
       done();
     },
   });
-  const app = await createApp(config, { log: pino({ level: 'info' }, sink), onQuery: options.onQuery });
+  const app = await createApp(config, { log: pino({ level: 'info' }, sink), onQuery: options.onQuery, eventBus: options.eventBus });
   if (options.waitForModels !== false) await app.modelsLoaded;
   const server: Server = createServer(app.handle);
   app.attachWebSocket(server);
