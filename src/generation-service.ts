@@ -151,6 +151,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
       latencyMs: performance.now() - started,
       inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, p.promptIds.length], data: p.promptIds }],
       outputs: [{ name: 'output_ids', datatype: 'INT64', shape: [1, generated.length], data: generated }],
+      interpretation: { kind: 'GENERATOR', output: p.logitsName, labels: null },
       generation: {
         prompt: input.prompt,
         text,

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
 import type { ModelRepository } from './inference/repository.ts';
+import { interpretationOf } from './inference/interpretation.ts';
 import { infer } from './inference/run.ts';
 import { requestTensors, type PredictRequest } from './inference/tensors.ts';
 import type { EventBus } from './pubsub/event-bus.ts';
@@ -36,6 +37,7 @@ export function createPredictionService(deps: { models: ModelRepository; predict
         latencyMs: performance.now() - started,
         inputs,
         outputs,
+        interpretation: interpretationOf(manifest, version.outputs[0]?.name),
       };
       await predictions.insert(record);
       bus.publish('prediction.created', record);

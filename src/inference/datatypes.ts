@@ -8,18 +8,18 @@ type OrtType = OrtTensor.Type;
 
 interface DatatypeInfo {
   ort: OrtType;
-  /** Integer types (and BOOL) accept only whole numbers within [min, max]. */
+  /** Integer types (and BOOL) accept only whole numbers; every type only values within [min, max]. */
   integer: boolean;
   min: number;
   max: number;
   create(values: readonly number[]): OrtTensor.DataType;
 }
 
-const float = (ort: OrtType, Ctor: Float32ArrayConstructor | Float64ArrayConstructor): DatatypeInfo => ({
+const float = (ort: OrtType, Ctor: Float32ArrayConstructor | Float64ArrayConstructor, max: number): DatatypeInfo => ({
   ort,
   integer: false,
-  min: -Number.MAX_VALUE,
-  max: Number.MAX_VALUE,
+  min: -max,
+  max,
   create: (values) => Ctor.from(values),
 });
 
@@ -46,8 +46,9 @@ export const DATATYPES: Record<TensorDatatype, DatatypeInfo> = {
     max: Number.MAX_SAFE_INTEGER,
     create: (values) => BigInt64Array.from(values, (v) => BigInt(v)),
   },
-  FP32: float('float32', Float32Array),
-  FP64: float('float64', Float64Array),
+  // Beyond FP32's largest finite value a number would become Infinity in the tensor.
+  FP32: float('float32', Float32Array, 3.4028234663852886e38),
+  FP64: float('float64', Float64Array, Number.MAX_VALUE),
 };
 
 const BY_ORT = new Map<string, TensorDatatype>(

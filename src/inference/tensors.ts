@@ -147,6 +147,10 @@ function checkValues(
       issues.add(dataPath(k), `${tensor.datatype} takes whole numbers from ${info.min} to ${info.max}, got ${value}`);
       continue;
     }
+    if (value < info.min || value > info.max) {
+      issues.add(dataPath(k), `${tensor.datatype} takes numbers from ${info.min} to ${info.max}, got ${value}`);
+      continue;
+    }
     const feature = features?.[k % width];
     if (feature && ((feature.min !== undefined && value < feature.min) || (feature.max !== undefined && value > feature.max))) {
       issues.add(dataPath(k), `\`${feature.name}\` must be from ${feature.min ?? '-∞'} to ${feature.max ?? '∞'}, got ${value}`);

@@ -1,18 +1,11 @@
 import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
 import { BadUserInputError } from '../errors.ts';
-import type { Manifest } from '../inference/manifest.ts';
-import type { TensorData } from '../inference/tensors.ts';
+import { classScores, interpretationOf, regressionValue, type ClassScore, type Interpretation } from '../inference/interpretation.ts';
 import type { PredictionRecord } from '../store/prediction-repository.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
 import { TensorInputRef, TensorRef } from './tensor.ts';
-
-interface ClassScore {
-  label: string;
-  index: number;
-  probability: number;
-}
 
 const ClassScoreRef = builder.objectRef<ClassScore>('ClassScore').implement({
   description: 'One class of a classifier prediction.',
@@ -23,23 +16,20 @@ const ClassScoreRef = builder.objectRef<ClassScore>('ClassScore').implement({
   }),
 });
 
-/** The output that carries a classifier's probabilities or a regressor's value: the manifest's, else the first. */
-function mainOutput(record: PredictionRecord, manifest: Manifest): TensorData | undefined {
-  return record.outputs.find((o) => o.name === manifest.output) ?? record.outputs[0];
+/**
+ * The meaning stored with the prediction; rows written before it was stored are read
+ * with the model's current manifest.
+ */
+function meaningOf(record: PredictionRecord, ctx: Context): Interpretation | null {
+  if (record.interpretation) return record.interpretation;
+  const model = ctx.models.get(record.modelName);
+  return model ? interpretationOf(model.manifest, record.outputs[0]?.name) : null;
 }
 
-/** Classes of the first row, highest probability first; null when the model is not a classifier. */
-function classScores(record: PredictionRecord, ctx: Context): ClassScore[] | null {
-  const manifest = ctx.models.get(record.modelName)?.manifest;
-  if (manifest?.kind !== 'CLASSIFIER') return null;
-  const output = mainOutput(record, manifest);
-  if (!output) return null;
-  const width = output.shape.at(-1) ?? output.data.length;
-  return output.data
-    .slice(0, width)
-    .map((probability, index) => ({ label: manifest.labels?.[index] ?? String(index), index, probability }))
-    .sort((a, b) => b.probability - a.probability || a.index - b.index);
-}
+const scoresOf = (record: PredictionRecord, ctx: Context): ClassScore[] | null => {
+  const meaning = meaningOf(record, ctx);
+  return meaning ? classScores(record.outputs, meaning) : null;
+};
 
 export const FinishReasonEnum = builder.enumType('FinishReason', {
   description: 'Why a generation ended.',
@@ -52,7 +42,7 @@ export const FinishReasonEnum = builder.enumType('FinishReason', {
 
 export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').implement({
   description:
-    'One stored prediction. `label`, `scores` and `value` describe the first row of the main output (model.json `output`, else the first output).',
+    'One stored prediction. `label`, `scores` and `value` describe the first row of the main output (model.json `output`, else the first output), with the meaning model.json gave when the prediction was made.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'UUIDv7: sorts by creation time.' }),
     modelName: t.exposeString('modelName', { description: 'Name of the model that answered.' }),
@@ -70,7 +60,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
     label: t.string({
       nullable: true,
       description: 'Classifiers: the most probable class.',
-      resolve: (p, _args, ctx) => classScores(p, ctx)?.[0]?.label ?? null,
+      resolve: (p, _args, ctx) => scoresOf(p, ctx)?.[0]?.label ?? null,
     }),
     scores: t.field({
       type: [ClassScoreRef],
@@ -83,7 +73,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
         }),
       },
       resolve: (p, args, ctx) => {
-        const scores = classScores(p, ctx);
+        const scores = scoresOf(p, ctx);
         return scores && args.top != null ? scores.slice(0, args.top) : scores;
       },
     }),
@@ -107,9 +97,8 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
       nullable: true,
       description: 'Regressors: the predicted value.',
       resolve: (p, _args, ctx) => {
-        const manifest = ctx.models.get(p.modelName)?.manifest;
-        if (manifest?.kind !== 'REGRESSOR') return null;
-        return mainOutput(p, manifest)?.data[0] ?? null;
+        const meaning = meaningOf(p, ctx);
+        return meaning ? regressionValue(p.outputs, meaning) : null;
       },
     }),
   }),

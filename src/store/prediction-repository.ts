@@ -1,3 +1,4 @@
+import type { Interpretation } from '../inference/interpretation.ts';
 import type { TensorData } from '../inference/tensors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { Database } from './database.ts';
@@ -26,6 +27,8 @@ export interface PredictionRecord {
   inputs: TensorData[];
   outputs: TensorData[];
   generation?: GenerationRecord | null;
+  /** What the outputs meant when the prediction was made (kind, main output, labels). */
+  interpretation?: Interpretation | null;
 }
 
 export interface PredictionFilter {
@@ -53,9 +56,10 @@ const toRecord = (row: Row): PredictionRecord => ({
   inputs: row.inputs as unknown as TensorData[],
   outputs: row.outputs as unknown as TensorData[],
   generation: (row.generation as unknown as GenerationRecord | null) ?? null,
+  interpretation: (row.interpretation as unknown as Interpretation | null) ?? null,
 });
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation'] as const;
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation'] as const;
 /** SQLite allows 32,766 bound parameters per statement; stay far below. */
 const ROWS_PER_INSERT = 500;
 
@@ -69,6 +73,7 @@ const toValues = (r: PredictionRecord): unknown[] => [
   JSON.stringify(r.inputs),
   JSON.stringify(r.outputs),
   r.generation ? JSON.stringify(r.generation) : null,
+  r.interpretation ? JSON.stringify(r.interpretation) : null,
 ];
 
 /**

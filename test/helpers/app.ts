@@ -16,9 +16,8 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function createTestApp(options: { modelRepository?: string; env?: Record<string, string> } = {}): Promise<TestApp> {
-  const dir = mkdtempSync(join(tmpdir(), 'gateway-app-'));
-  const dbFile = join(dir, 'history.db');
+export async function createTestApp(options: { modelRepository?: string; env?: Record<string, string>; dbFile?: string } = {}): Promise<TestApp> {
+  const dbFile = options.dbFile ?? join(mkdtempSync(join(tmpdir(), 'gateway-app-')), 'history.db');
   const config = loadConfig({ DATABASE_URL: `file:${dbFile}`, MODEL_REPOSITORY: options.modelRepository ?? 'models', ...options.env });
   const logs: Array<Record<string, any>> = [];
   const sink = new Writable({
