@@ -70,7 +70,7 @@ export type App = Awaited<ReturnType<typeof createApp>>;
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
-  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
+  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery, synchronous: config.sqliteSynchronous });
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
   const bus = createEventBus(options.eventBus);

@@ -24,6 +24,11 @@ const environmentSchema = z.object({
     .default('file:./data/gateway.db'),
   /** Triton-style model repository folder. @default models */
   MODEL_REPOSITORY: z.string().min(1, { error: 'expected a folder path' }).default('models'),
+  /**
+   * SQLite `synchronous` for history writes: FULL survives power loss, NORMAL only a
+   * process crash (and commits faster). @default FULL
+   */
+  SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL'], { error: 'expected FULL or NORMAL' }).default('FULL'),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Serve GraphiQL to browsers on GET /graphql. @default true */
@@ -48,6 +53,7 @@ export type Config = Readonly<{
   port: number;
   host: string;
   databaseUrl: string;
+  sqliteSynchronous: 'FULL' | 'NORMAL';
   modelRepository: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   graphiql: boolean;
@@ -85,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     modelRepository: e.MODEL_REPOSITORY,
     logLevel: e.LOG_LEVEL,
     graphiql: e.GRAPHIQL,
