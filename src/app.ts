@@ -15,6 +15,7 @@ import { schema } from './schema/index.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
+import { readBodyWithin } from './transport/body-limit.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 
 export interface AppOptions {
@@ -62,7 +63,7 @@ subscription Generate {
 }
 `;
 
-/** Requests with a declared body larger than this get 413 before Yoga reads them. */
+/** Request bodies (and WebSocket messages) larger than this get 413 (close code 1009), counted as they stream. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export type App = Awaited<ReturnType<typeof createApp>>;
@@ -119,13 +120,19 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     const requestId = requestIdFor(req);
     req.headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
-    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
-      res.writeHead(413, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ errors: [{ message: `Request body over ${MAX_BODY_BYTES} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
-      req.resume();
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      void yoga(req, res);
       return;
     }
-    void yoga(req, res);
+    readBodyWithin(req, res, MAX_BODY_BYTES).then(
+      (body) => {
+        if (!body) return;
+        // whatwg-node takes an already-read body from `req.body` (as it does behind Express).
+        if (body.length > 0) (req as IncomingMessage & { body?: Buffer }).body = body;
+        void yoga(req, res);
+      },
+      () => res.destroy(),
+    );
   };
 
   const sockets: Array<() => Promise<void>> = [];
@@ -143,7 +150,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     modelsLoaded,
     /** Serves graphql-transport-ws on the server's /graphql path. */
     attachWebSocket(server: Server) {
-      sockets.push(attachWebSocket(server, yoga, log));
+      sockets.push(attachWebSocket(server, yoga, log, { maxPayload: MAX_BODY_BYTES }));
     },
     /**
      * First step of shutdown: refuse new generations and end running ones with a

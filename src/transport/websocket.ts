@@ -13,8 +13,13 @@ type Enveloped = ReturnType<YogaServerInstance<any, any>['getEnveloped']>;
  * operation through Yoga's envelop pipeline, so plugins, limits, masking and context
  * are the same as over HTTP and SSE. Returns a function that closes every socket.
  */
-export function attachWebSocket(server: Server, yoga: YogaServerInstance<any, any>, log: Logger): () => Promise<void> {
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+export function attachWebSocket(
+  server: Server,
+  yoga: YogaServerInstance<any, any>,
+  log: Logger,
+  options: { /** Largest message accepted; a bigger one closes the socket with 1009. */ maxPayload: number },
+): () => Promise<void> {
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: options.maxPayload });
   const disposable = useServer<Record<string, unknown> | undefined, { request: import('node:http').IncomingMessage }>(
     {
       execute: (args) => (args.rootValue as { execute: Enveloped['execute'] }).execute(args),

@@ -1,0 +1,41 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * Reads a request body into one Buffer, counting bytes as they arrive, so a body with
+ * no Content-Length (chunked) is refused as soon as it passes `limit` instead of being
+ * read whole. Resolves undefined after answering 413 itself (the connection is then
+ * closed: the rest of the body is never read).
+ */
+export function readBodyWithin(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer | undefined> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) {
+    payloadTooLarge(req, res, limit);
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        payloadTooLarge(req, res, limit);
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks, size));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', reject);
+  });
+}
+
+function payloadTooLarge(req: IncomingMessage, res: ServerResponse, limit: number): void {
+  req.pause();
+  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify({ errors: [{ message: `Request body over ${limit} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
+  // Unread body bytes may still be on the way: drop the connection once the answer is out.
+  res.once('finish', () => req.socket.destroySoon());
+}
