@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
-import { createYoga, useReadinessCheck } from 'graphql-yoga';
+import { createYoga } from 'graphql-yoga';
 import type { Config } from './config.ts';
 import { createGenerationService } from './generation-service.ts';
 import { ModelRepository } from './inference/repository.ts';
@@ -8,6 +8,7 @@ import { fallbackMasking, useErrorMasking } from './observability/error-masking.
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
 import { useErrorCodes } from './observability/use-error-codes.ts';
+import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './prediction-service.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
@@ -104,14 +105,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       ...armor.protect().plugins,
       useErrorMasking(log),
       useErrorCodes(),
-      useReadinessCheck({
-        endpoint: '/readyz',
-        check: async () => {
-          if (!models.loaded) return false;
-          await db.$queryRawUnsafe('SELECT 1');
-          return true;
-        },
-      }),
+      useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1') }),
     ],
   });
 
@@ -135,7 +129,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     );
   };
 
-  const sockets: Array<() => Promise<void>> = [];
+  const sockets: Array<ReturnType<typeof attachWebSocket>> = [];
 
   return {
     config,
@@ -152,17 +146,29 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     attachWebSocket(server: Server) {
       sockets.push(attachWebSocket(server, yoga, log, { maxPayload: MAX_BODY_BYTES }));
     },
+    /** Work that shutdown would abandon now (logged when its deadline passes). */
+    inFlight: () => ({
+      generations: generationService.active,
+      webSocketOperations: sockets.reduce((n, s) => n + s.operations(), 0),
+      webSockets: sockets.reduce((n, s) => n + s.sockets(), 0),
+    }),
     /**
      * First step of shutdown: refuse new generations and end running ones with a
-     * CANCELLED event, so their streams (and connections) finish.
+     * CANCELLED event; wait for queries and mutations in flight over WebSocket (HTTP
+     * ones are waited for by the server's close); then end subscriptions and close WebSockets.
      */
     async drain(): Promise<void> {
       await generationService.close();
-      await Promise.all(sockets.map((close) => close()));
+      await Promise.all(sockets.map((s) => s.idle()));
+      await Promise.all(sockets.map((s) => s.close()));
     },
-    /** Releases sessions and the database. Call after the HTTP server has stopped. */
+    /**
+     * Last step: wait for history writes, then release sessions and the database.
+     * Call after the HTTP server has stopped.
+     */
     async close(): Promise<void> {
       await this.drain();
+      await predictions.drain();
       await yoga.dispose();
       await models.close();
       await db.$disconnect();

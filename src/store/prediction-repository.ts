@@ -97,6 +97,8 @@ export interface PredictionRepositoryOptions {
 
 export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions = {}) {
   const insertOne = (record: PredictionRecord) => insertRows(db, [record]);
+  /** Writes not yet settled, so shutdown can wait for them. */
+  const writing = new Set<Promise<void>>();
   const group =
     options.groupCommit === false
       ? undefined
@@ -108,7 +110,18 @@ export function createPredictionRepository(db: Database, options: PredictionRepo
   return {
     /** Resolves once the row is committed. */
     insert(record: PredictionRecord): Promise<void> {
-      return group ? group.write(record) : insertOne(record);
+      const write = group ? group.write(record) : insertOne(record);
+      writing.add(write);
+      void write.then(
+        () => writing.delete(write),
+        () => writing.delete(write),
+      );
+      return write;
+    },
+
+    /** Resolves once every row handed to `insert` so far is committed (shutdown calls it before closing the database). */
+    async drain(): Promise<void> {
+      while (writing.size > 0) await Promise.allSettled([...writing]);
     },
 
     /** Group commit figures: transactions written and rows in them (undefined when off). */

@@ -1,30 +1,37 @@
 import type { Server } from 'node:http';
-import type { ExecutionArgs, GraphQLError } from 'graphql';
+import { getOperationAST, type ExecutionArgs, type GraphQLError } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { requestIdFor } from '../observability/request-id.ts';
+import { createOperationTracker } from './operation-tracker.ts';
 
 type Enveloped = ReturnType<YogaServerInstance<any, any>['getEnveloped']>;
 
 /**
  * graphql-transport-ws (graphql-ws) on the HTTP server's `/graphql` path, running each
  * operation through Yoga's envelop pipeline, so plugins, limits, masking and context
- * are the same as over HTTP and SSE. Returns a function that closes every socket.
+ * are the same as over HTTP and SSE.
+ *
+ * Queries and mutations are tracked from the moment their message is read until their
+ * result is sent, so shutdown can let them finish (`idle`) before `close` ends every
+ * subscription and socket. Subscriptions are not tracked: shutdown ends them.
  */
 export function attachWebSocket(
   server: Server,
   yoga: YogaServerInstance<any, any>,
   log: Logger,
   options: { /** Largest message accepted; a bigger one closes the socket with 1009. */ maxPayload: number },
-): () => Promise<void> {
+): { close: () => Promise<void>; idle: () => Promise<void>; operations: () => number; sockets: () => number } {
+  const operations = createOperationTracker();
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: options.maxPayload });
   const disposable = useServer<Record<string, unknown> | undefined, { request: import('node:http').IncomingMessage }>(
     {
       execute: (args) => (args.rootValue as { execute: Enveloped['execute'] }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: Enveloped['subscribe'] }).subscribe(args),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
+        operations.begin(ctx, id);
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -36,10 +43,15 @@ export function attachWebSocket(
         try {
           document = parse(payload.query);
         } catch (error) {
+          operations.end(ctx, id);
           return [error as GraphQLError];
         }
+        if (getOperationAST(document, payload.operationName)?.operation === 'subscription') operations.end(ctx, id);
         const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
+        if (errors.length > 0) {
+          operations.end(ctx, id);
+          return errors;
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName,
@@ -50,7 +62,11 @@ export function attachWebSocket(
         };
         return args;
       },
-      onError: (_ctx, _id, _payload, errors) => {
+      // The result (or error) has been sent by now.
+      onComplete: (ctx, id) => operations.end(ctx, id),
+      onClose: (ctx) => operations.endAll(ctx),
+      onError: (ctx, id, _payload, errors) => {
+        operations.end(ctx, id);
         log.debug({ errors: errors.map((e) => e.message) }, 'websocket operation error');
       },
     },
@@ -58,5 +74,10 @@ export function attachWebSocket(
   );
   let closing: Promise<void> | undefined;
   // dispose() completes every subscription, closes the sockets (1001) and the WebSocket server.
-  return () => (closing ??= Promise.resolve(disposable.dispose()));
+  return {
+    close: () => (closing ??= Promise.resolve(disposable.dispose())),
+    idle: () => operations.idle(),
+    operations: () => operations.count,
+    sockets: () => wss.clients.size,
+  };
 }
