@@ -4,12 +4,13 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { ModelNotFoundError, ModelNotReadyError } from '../errors.ts';
-import { DATATYPES, datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
+import { datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
 import { createBatcher } from './batcher.ts';
 import { decideBatching, type BatchingDecision } from './batching-policy.ts';
 import { VersionStats } from './stats.ts';
 import type { TensorData } from './tensors.ts';
+import { warmUp } from './warmup.ts';
 
 export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
 
@@ -134,7 +135,7 @@ export class ModelRepository {
         entry.inputs = session.inputMetadata.map((m) => specOf(m, 'input'));
         entry.outputs = session.outputMetadata.map((m) => specOf(m, 'output'));
         applyManifest(model.manifest, entry);
-        await warmUp(session, entry.inputs);
+        await warmUp(session, entry, model.manifest.warmup, this.log);
       } catch (error) {
         await session.release();
         throw error;
@@ -239,16 +240,4 @@ function applyManifest(manifest: Manifest, entry: ModelVersion): void {
       throw new Error(`model.json lists ${manifest.labels.length} labels but output \`${output?.name}\` has ${width} classes`);
     }
   }
-}
-
-/** One run on zeros (dynamic dimensions as 1), so the first request does not pay for lazy initialisation. */
-async function warmUp(session: ort.InferenceSession, inputs: TensorSpec[]): Promise<void> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const spec of inputs) {
-    const shape = spec.shape.map((d) => (d === -1 ? 1 : d));
-    const size = shape.reduce((a, b) => a * b, 1);
-    const info = DATATYPES[spec.datatype];
-    feeds[spec.name] = new ort.Tensor(info.ort, info.create(new Array<number>(size).fill(0)), shape);
-  }
-  await session.run(feeds);
 }
