@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,11 @@ beforeAll(async () => {
   writeRowMixerModel(repo);
   writeLayerStateModel(repo);
   writeScaleModel(repo);
+  // The manifest decides: off for a model that names its batch dimension, asked for on a scalar.
+  writeAdderModel(repo, 'adder_unbatched');
+  writeFileSync(join(repo, 'adder_unbatched', 'model.json'), JSON.stringify({ batching: { maxBatchSize: 0 } }));
+  writeScaleModel(repo, 'scale_asked');
+  writeFileSync(join(repo, 'scale_asked', 'model.json'), JSON.stringify({ batching: { maxBatchSize: 8 } }));
   gw = await startGateway({ modelRepository: repo });
 });
 afterAll(() => gw.close());
@@ -132,5 +137,26 @@ describe('models whose rows are not independent are not batched, and say why', (
     const [x, scale] = requests[0]!;
     expect(alone[0]!.data.predict.outputs[0].data).toEqual(x!.data.map((v) => Math.fround(Math.fround(v) * Math.fround(scale!.data[0]!))));
     expect((await batchingOf('scale')).batching).toEqual({ enabled: false, reason: 'input `scale` is a scalar', maxBatchSize: 0 });
+  });
+});
+
+describe('model.json batching decides for the model', () => {
+  it('maxBatchSize 0 turns it off for a model that names one batch dimension, which still refuses disagreeing inputs', async () => {
+    expect((await batchingOf('adder_unbatched')).batching).toEqual({ enabled: false, reason: 'model.json batching.maxBatchSize is 0', maxBatchSize: 0 });
+    const before = await stats('adder_unbatched');
+    const { together, alone } = await togetherAndAlone('adder_unbatched', Array.from({ length: 6 }, (_, i) => adderRequest(1 + (i % 2), 1 + (i % 2))));
+    expect(together).toEqual(alone);
+    const after = await stats('adder_unbatched');
+    expect(after.batches - before.batches).toBe(after.requests - before.requests);
+    const refused = await predict('adder_unbatched', adderRequest(2, 3));
+    expect(refused.errors![0]!.extensions!.issues[0].path).toEqual(['input', 'inputs', 2, 'shape', 0]);
+  });
+
+  it('asked for on a model with a scalar input, it stays off with the reason and a warning', async () => {
+    const reason = 'model.json batching.maxBatchSize is 8, but input `scale` is a scalar';
+    expect((await batchingOf('scale_asked')).batching).toEqual({ enabled: false, reason, maxBatchSize: 0 });
+    expect(gw.logs.filter((l) => l.level === 40 && l.model === 'scale_asked')).toMatchObject([
+      { version: 1, reason: 'model.json asks for batching, but input `scale` is a scalar' },
+    ]);
   });
 });

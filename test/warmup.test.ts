@@ -61,5 +61,7 @@ describe('warm-up', () => {
     expect(status).toBe('FAILED');
     expect(error.startsWith(start)).toBe(true);
     expect(error).toContain(detail);
+    const batching = (await gw.gql(`query($m: String!) { model(name: $m) { versions { batching { enabled reason } } } }`, { m: model })).body.data.model.versions[0].batching;
+    expect(batching).toEqual({ enabled: false, reason: 'version 1 is FAILED' });
   });
 });
