@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
-const STATS = `{ model(name: "iris") { versions { batching { maxBatchSize maxQueueDelayMs } stats { runs requests rows batches meanBatchSize meanQueueDelayMs maxQueueDelayMs } } } }`;
+const STATS = `{ model(name: "iris") { versions { batching { enabled reason maxBatchSize maxQueueDelayMs } stats { runs requests rows batches meanBatchSize meanQueueDelayMs maxQueueDelayMs } } } }`;
 
 describe('dynamic batching over HTTP', () => {
   let on: TestGateway;
@@ -37,7 +37,7 @@ describe('dynamic batching over HTTP', () => {
     results.forEach((r, i) => expect(r.body.data.predict.label).toBe(i % 2 ? 'setosa' : 'virginica'));
     expect(new Set(results.map((r) => r.body.data.predict.id)).size).toBe(64);
     const [version] = (await on.gql(STATS)).body.data.model.versions;
-    expect(version.batching).toEqual({ maxBatchSize: 16, maxQueueDelayMs: 50 });
+    expect(version.batching).toEqual({ enabled: true, reason: 'model.json batching.maxBatchSize is 16', maxBatchSize: 16, maxQueueDelayMs: 50 });
     expect(version.stats.requests).toBe(64);
     expect(version.stats.batches).toBeLessThan(64);
     expect(version.stats.batches).toBeGreaterThanOrEqual(4); // at most 16 rows a run
@@ -50,7 +50,7 @@ describe('dynamic batching over HTTP', () => {
   it('runs one request per ONNX run with BATCHING=false', async () => {
     await burst(off, 32);
     const [version] = (await off.gql(STATS)).body.data.model.versions;
-    expect(version.batching).toBeNull();
+    expect(version.batching).toEqual({ enabled: false, reason: 'BATCHING=false', maxBatchSize: 0, maxQueueDelayMs: 0 });
     expect(version.stats).toMatchObject({ requests: 32, batches: 32, meanBatchSize: 1, runs: 32 });
     expect(off.countRows()).toBe(32);
   });

@@ -172,11 +172,15 @@ export interface NodeProto {
   attribute?: AttributeProto[];
   doc_string?: string;
 }
-/** A dimension is a fixed size (dim_value) or a symbolic name such as "batch" (dim_param). */
-export type Dim = number | string;
+/**
+ * A dimension is a fixed size (dim_value), a symbolic name such as "batch" (dim_param),
+ * or null: dynamic and unnamed (neither field set).
+ */
+export type Dim = number | string | null;
+type DimensionProto = { dim_value: number } | { dim_param: string } | Record<string, never>;
 export interface ValueInfoProto {
   name: string;
-  type: { tensor_type: { elem_type: DataTypeCode; shape: { dim: ({ dim_value: number } | { dim_param: string })[] } } };
+  type: { tensor_type: { elem_type: DataTypeCode; shape: { dim: DimensionProto[] } } };
   doc_string?: string;
 }
 export interface GraphProto {
@@ -239,9 +243,9 @@ export function uint8Tensor(name: string, dims: number[], values: ArrayLike<numb
   return { name, data_type: DataType.UINT8, dims, raw_data: bytes };
 }
 
-/** Graph input/output declaration; string dims become symbolic (dim_param). */
+/** Graph input/output declaration; string dims become symbolic (dim_param), null dims unnamed. */
 export function valueInfo(name: string, elemType: DataTypeCode, shape: Dim[], docString?: string): ValueInfoProto {
-  const dim = shape.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d }));
+  const dim = shape.map((d): DimensionProto => (d === null ? {} : typeof d === 'string' ? { dim_param: d } : { dim_value: d }));
   return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } }, ...(docString ? { doc_string: docString } : {}) };
 }
 

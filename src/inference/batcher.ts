@@ -1,22 +1,9 @@
 import DataLoader from 'dataloader';
 import { performance } from 'node:perf_hooks';
+import type { BatchingOptions } from './batching-policy.ts';
 import type { ModelVersion } from './repository.ts';
 import { runAlone, runSession } from './run.ts';
 import { fromResults, toFeeds, type TensorData } from './tensors.ts';
-
-/** Dynamic batching settings of one model version (Triton's max_batch_size / max_queue_delay). */
-export interface BatchingOptions {
-  /** Rows per ONNX run at most. 0 or 1: no batching. */
-  maxBatchSize: number;
-  /**
-   * How long the first request of a batch waits for company, in ms. 0 waits only until
-   * the current event-loop turn ends: requests that arrived together run together, and
-   * a lone request pays nothing.
-   */
-  maxQueueDelayMs: number;
-}
-
-export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 64, maxQueueDelayMs: 0 };
 
 interface Job {
   tensors: TensorData[];
@@ -26,16 +13,12 @@ interface Job {
   enqueuedAt: number;
 }
 
-/** True when every input and output has a dynamic first dimension: the batch dimension. */
-export function canBatch(version: ModelVersion): boolean {
-  return [...version.inputs, ...version.outputs].every((spec) => spec.shape.length >= 1 && spec.shape[0] === -1);
-}
-
 /**
  * Stacks concurrent requests for one model version into one ONNX run along the first
  * dimension and hands each caller exactly its own rows, in order. A long-lived
- * DataLoader (no cache) collects the requests. If a stacked run fails, each request
- * is run alone, so one bad request never fails its neighbours.
+ * DataLoader (no cache) collects the requests. A request whose inputs disagree on the
+ * first dimension has no row count and is never stacked: it runs alone. If a stacked
+ * run fails, each request is run alone, so one bad request never fails its neighbours.
  */
 export function createBatcher(version: ModelVersion, options: BatchingOptions): (tensors: TensorData[]) => Promise<TensorData[]> {
   const loader = new DataLoader<Job, TensorData[]>(
@@ -57,10 +40,17 @@ export function createBatcher(version: ModelVersion, options: BatchingOptions): 
     },
   );
   return (tensors) => {
-    const rows = tensors[0]?.shape[0] ?? 1;
+    const rows = agreedRows(tensors);
+    if (rows === undefined) return runAlone(version, tensors);
     const signature = tensors.map((t) => `${t.name}:${t.datatype}:${t.shape.slice(1).join('x')}`).join('|');
     return loader.load({ tensors, rows, signature, enqueuedAt: performance.now() });
   };
+}
+
+/** The first dimension every tensor shares, or undefined when there is none to stack along. */
+function agreedRows(tensors: readonly TensorData[]): number | undefined {
+  const rows = tensors[0]?.shape[0];
+  return tensors.every((t) => t.shape.length >= 1 && t.shape[0] === rows) ? rows : undefined;
 }
 
 /** Consecutive runs of jobs holding at most maxRows rows (a single larger job runs alone). */

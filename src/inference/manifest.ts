@@ -35,6 +35,25 @@ export const manifestSchema = z.strictObject({
       maxQueueDelayMs: z.number().min(0).max(1000).default(0),
     })
     .optional(),
+  /**
+   * Warm-up inputs (Triton's model_warmup): every input of the model with a concrete shape
+   * and its data (numbers in row-major order, `"zeros"` or `"random"`). The run must
+   * succeed, else the version is FAILED. Without it the gateway warms up on zeros with
+   * dynamic dimensions 1, and a failure there is only a warning.
+   */
+  warmup: z
+    .strictObject({
+      inputs: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            shape: z.array(z.number().int().min(0)),
+            data: z.union([z.array(z.number()), z.enum(['zeros', 'random'])]).default('zeros'),
+          }),
+        )
+        .min(1),
+    })
+    .optional(),
   /** Generators: the string of each token id, in id order (the length of the logits' last dimension). */
   vocabulary: z.array(z.string()).min(1).optional(),
   /** Free-form training figures (held-out accuracy, R², rows, seed), shown as-is. */

@@ -4,11 +4,13 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { ModelNotFoundError, ModelNotReadyError } from '../errors.ts';
-import { DATATYPES, datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
+import { datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
-import { canBatch, createBatcher, DEFAULT_BATCHING, type BatchingOptions } from './batcher.ts';
+import { createBatcher } from './batcher.ts';
+import { decideBatching, type BatchingDecision } from './batching-policy.ts';
 import { VersionStats } from './stats.ts';
 import type { TensorData } from './tensors.ts';
+import { warmUp } from './warmup.ts';
 
 export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
 
@@ -17,6 +19,8 @@ export interface TensorSpec {
   name: string;
   datatype: TensorDatatype;
   shape: number[];
+  /** The symbolic name of each dimension (e.g. "batch"); null for a fixed or unnamed one. */
+  dimNames: Array<string | null>;
   featureNames?: string[];
 }
 
@@ -32,9 +36,10 @@ export interface ModelVersion {
   session?: ort.InferenceSession;
   /** Counters since start-up. */
   stats: VersionStats;
-  /** Dynamic batching, when the model allows it and it is on. */
+  /** Whether requests are stacked and why; set once the session is loaded. */
+  batching?: BatchingDecision;
+  /** Dynamic batching, when `batching` is enabled. */
   batcher?: (tensors: TensorData[]) => Promise<TensorData[]>;
-  batching?: BatchingOptions;
 }
 
 export interface Model {
@@ -54,7 +59,7 @@ export function defaultVersionOf(model: Model): ModelVersion | undefined {
 export interface ModelRepositoryOptions {
   /** Threads per session for one operator. Small models are fastest on one. @default 1 */
   intraOpNumThreads?: number;
-  /** Dynamic batching for models whose inputs and outputs all have a dynamic first dimension. @default true */
+  /** Dynamic batching for the models that allow it (see batching-policy.ts). @default true */
   batching?: boolean;
 }
 
@@ -130,17 +135,15 @@ export class ModelRepository {
         entry.inputs = session.inputMetadata.map((m) => specOf(m, 'input'));
         entry.outputs = session.outputMetadata.map((m) => specOf(m, 'output'));
         applyManifest(model.manifest, entry);
-        await warmUp(session, entry.inputs);
+        await warmUp(session, entry, model.manifest.warmup, this.log);
       } catch (error) {
         await session.release();
         throw error;
       }
       entry.session = session;
-      const batching = { ...DEFAULT_BATCHING, ...model.manifest.batching };
-      if (this.options.batching !== false && batching.maxBatchSize > 1 && canBatch(entry)) {
-        entry.batching = batching;
-        entry.batcher = createBatcher(entry, batching);
-      }
+      entry.batching = decideBatching(entry, model.manifest.batching, this.options.batching !== false);
+      if (entry.batching.warning) this.log.warn({ model: model.name, version: entry.version, reason: entry.batching.warning }, 'batching is off');
+      if (entry.batching.enabled) entry.batcher = createBatcher(entry, entry.batching);
       entry.loadedAt = new Date();
       entry.status = 'READY';
       this.log.info({ model: model.name, version: entry.version }, 'model loaded');
@@ -203,10 +206,12 @@ function specOf(meta: ort.InferenceSession.ValueMetadata, role: 'input' | 'outpu
   if (!meta.isTensor) throw new Error(`${role} \`${meta.name}\` is not a tensor`);
   const datatype = datatypeFromOrt(meta.type);
   if (!datatype) throw new Error(`${role} \`${meta.name}\` has element type ${meta.type}, which the gateway does not serve`);
+  // ORT reports a fixed dimension as a number, a named one as its name, an unnamed one as "".
   return {
     name: meta.name,
     datatype,
     shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
+    dimNames: meta.shape.map((d) => (typeof d === 'string' && d !== '' ? d : null)),
   };
 }
 
@@ -235,16 +240,4 @@ function applyManifest(manifest: Manifest, entry: ModelVersion): void {
       throw new Error(`model.json lists ${manifest.labels.length} labels but output \`${output?.name}\` has ${width} classes`);
     }
   }
-}
-
-/** One run on zeros (dynamic dimensions as 1), so the first request does not pay for lazy initialisation. */
-async function warmUp(session: ort.InferenceSession, inputs: TensorSpec[]): Promise<void> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const spec of inputs) {
-    const shape = spec.shape.map((d) => (d === -1 ? 1 : d));
-    const size = shape.reduce((a, b) => a * b, 1);
-    const info = DATATYPES[spec.datatype];
-    feeds[spec.name] = new ort.Tensor(info.ort, info.create(new Array<number>(size).fill(0)), shape);
-  }
-  await session.run(feeds);
 }

@@ -51,6 +51,7 @@ export function requestTensors(version: ModelVersion, manifest: Manifest, reques
     : inputTensors(version, request.inputs!, issues);
   issues.throwIfAny();
 
+  if (hasInputs && version.batching?.rowsMustAgree) checkBatchDimension(tensors, issues);
   for (const [index, tensor] of tensors.entries()) {
     const spec = version.inputs.find((s) => s.name === tensor.name)!;
     const dataPath = (k: number): Array<string | number> =>
@@ -125,6 +126,18 @@ function checkShape(tensor: Readonly<TensorData>, spec: TensorSpec, shapePath: A
   const count = product(tensor.shape);
   if (count !== tensor.data.length) {
     issues.add(dataPath, `shape [${tensor.shape.join(', ')}] holds ${count} values, got ${tensor.data.length}`);
+  }
+}
+
+/** A model that declares one batch dimension takes as many rows in every input as in the first. */
+function checkBatchDimension(tensors: readonly TensorData[], issues: IssueList): void {
+  const [first] = tensors;
+  for (const [index, tensor] of tensors.entries()) {
+    if (tensor.shape[0] === first!.shape[0]) continue;
+    issues.add(
+      ['input', 'inputs', index, 'shape', 0],
+      `input \`${tensor.name}\` has ${tensor.shape[0]} rows but input \`${first!.name}\` has ${first!.shape[0]}: the first dimension is the model's batch dimension and must agree across inputs`,
+    );
   }
 }
 

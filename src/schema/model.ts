@@ -1,5 +1,5 @@
 import { MODEL_KINDS } from '../inference/manifest.ts';
-import type { BatchingOptions } from '../inference/batcher.ts';
+import type { BatchingDecision } from '../inference/batching-policy.ts';
 import { defaultVersionOf, type Model, type ModelVersion } from '../inference/repository.ts';
 import type { VersionStats } from '../inference/stats.ts';
 import { builder } from './builder.ts';
@@ -24,12 +24,17 @@ export const ModelStatusEnum = builder.enumType('ModelStatus', {
   },
 });
 
-const BatchingRef = builder.objectRef<BatchingOptions>('Batching').implement({
-  description: "Dynamic batching settings (model.json `batching`; Triton's max_batch_size and max_queue_delay).",
+const BatchingRef = builder.objectRef<BatchingDecision>('Batching').implement({
+  description:
+    "Whether concurrent requests are stacked into one ONNX run, and why (model.json `batching`; Triton's max_batch_size and max_queue_delay).",
   fields: (t) => ({
-    maxBatchSize: t.exposeInt('maxBatchSize', { description: 'Rows per ONNX run at most.' }),
+    enabled: t.exposeBoolean('enabled', { description: 'True when concurrent requests for this version are stacked along the first dimension.' }),
+    reason: t.exposeString('reason', {
+      description: 'Why batching is on or off, e.g. "every input and output has first dimension `batch`" or "input `x` has an unnamed first dimension".',
+    }),
+    maxBatchSize: t.exposeInt('maxBatchSize', { description: 'Rows per stacked ONNX run at most; 0 when batching is off.' }),
     maxQueueDelayMs: t.exposeFloat('maxQueueDelayMs', {
-      description: 'How long a request may wait for others, in ms; 0: only until the current event-loop turn ends.',
+      description: 'How long a request may wait for others, in ms; 0: only until the current event-loop turn ends (and when batching is off).',
     }),
   }),
 });
@@ -63,9 +68,9 @@ export const ModelVersionRef = builder.objectRef<ModelVersion>('ModelVersion').i
     outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', resolve: (v) => v.outputs }),
     batching: t.field({
       type: BatchingRef,
-      nullable: true,
-      description: 'Dynamic batching in force; null when off (BATCHING=false) or when an input or output has a fixed first dimension.',
-      resolve: (v) => v.batching ?? null,
+      description: 'Whether dynamic batching is on for this version, and why.',
+      resolve: (v) =>
+        v.batching ?? { enabled: false, reason: `version ${v.version} is ${v.status}`, maxBatchSize: 0, maxQueueDelayMs: 0, rowsMustAgree: false },
     }),
     stats: t.field({ type: ModelVersionStatsRef, description: 'Inference counters since start-up.', resolve: (v) => v.stats }),
   }),

@@ -56,6 +56,12 @@ export const TensorSpecRef = builder.objectRef<TensorSpec>('TensorSpec').impleme
     name: t.exposeString('name', { description: 'Name to use in `TensorInput.name`.' }),
     datatype: t.field({ type: TensorDatatypeEnum, description: 'Element type.', resolve: (x) => x.datatype }),
     shape: t.exposeIntList('shape', { description: 'Dimensions; -1 marks a dynamic dimension (any size).' }),
+    dimNames: t.stringList({
+      nullable: { list: true, items: true },
+      description:
+        'The symbolic name of each dimension as the model declares it (e.g. `batch`); null for a fixed or unnamed one. Batching is on without a model.json `batching` key only when every input and output has the same first dimension name.',
+      resolve: (x) => x.dimNames,
+    }),
     featureNames: t.stringList({
       nullable: true,
       description: "Column names of a tabular input, from the model's manifest.",
