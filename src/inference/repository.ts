@@ -7,6 +7,7 @@ import { ModelNotFoundError, ModelNotReadyError } from '../errors.ts';
 import { DATATYPES, datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
 import { canBatch, createBatcher, DEFAULT_BATCHING, type BatchingOptions } from './batcher.ts';
+import { checkGenerator } from './generator-interface.ts';
 import { VersionStats } from './stats.ts';
 import type { TensorData } from './tensors.ts';
 
@@ -235,6 +236,7 @@ function applyManifest(manifest: Manifest, entry: ModelVersion): void {
       throw new Error(`model.json lists ${manifest.labels.length} labels but output \`${output?.name}\` has ${width} classes`);
     }
   }
+  checkGenerator(manifest, entry);
 }
 
 /** One run on zeros (dynamic dimensions as 1), so the first request does not pay for lazy initialisation. */
