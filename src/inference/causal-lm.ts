@@ -12,7 +12,7 @@ export interface CausalLm {
   next(tokenId: number): Promise<ArrayLike<number>>;
 }
 
-const int64 = (values: ArrayLike<number>) => BigInt64Array.from(Array.from(values), BigInt);
+const int64 = (values: ArrayLike<number>) => BigInt64Array.from(values, (v) => BigInt(v));
 
 /**
  * The feeds of one step: `newIds` at absolute positions `pastLength`.. (so `attention_mask`
