@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadRun, LoadStep } from './load.ts';
+import { renderKvCache, type KvCacheFigure } from './kv-cache.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
 
@@ -39,6 +40,8 @@ export interface BenchResult {
   settings: { durationS: number; warmupS: number; connections: number[]; peer: string | null; quick: boolean };
   servers: ServerRun[];
   rawOnnx: RawOnnxFigure[];
+  /** Generation steps with and without the KV cache; null when the section did not run. */
+  kvCache: KvCacheFigure[] | null;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -177,6 +180,9 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('## Raw ONNX Runtime (in-process limit)', '');
   out.push('iris `model.onnx`, one session, intraOpNumThreads 1, interOpNumThreads 1, graphOptimizationLevel all; `session.run` awaited back to back.', '');
   out.push(table(['batch', 'runs/s', 'rows/s', 'µs per run', 'runs', 's'], r.rawOnnx.map((f) => [f.batch, f.runsPerS, f.rowsPerS, f.usPerRun, f.runs, f.seconds])), '');
+
+  out.push('## Generation: KV cache (in-process)', '');
+  out.push(...(r.kvCache ? renderKvCache(r.kvCache) : ['Not run (see notes).']), '');
 
   out.push('## Read benchmark', '');
   out.push('`{ predictions(first: 100) { edges { node { id label createdAt model { name kind versions { version status } } } } } }`', '');

@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { assertLoopback, runStep, type LoadStep, type LoadTarget } from './load.ts';
 import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss, startServer, stopServer, type ServerProcess } from './processes.ts';
+import { runKvCacheBench } from './kv-cache.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
 import { computeTargets, errorCount, renderMarkdown, writeResults, type BenchResult, type ServerKey, type ServerRun } from './report.ts';
@@ -221,6 +222,7 @@ async function main(): Promise<number> {
     settings: { durationS: options.durationS, warmupS: WARMUP_S, connections: options.connections, peer: options.peer, quick: options.quick },
     servers: [],
     rawOnnx: [],
+    kvCache: null,
     read: { load: null, statements: null },
     targets: [],
     notes: [],
@@ -243,6 +245,10 @@ async function main(): Promise<number> {
   await section('raw ONNX', async () => {
     log('raw ONNX Runtime, ~3 s per batch size');
     result.rawOnnx = await runRawOnnx(join(REPO_ROOT, 'models/iris/1/model.onnx'), 3, [1, 64]);
+  });
+  await section('KV cache (in-process)', async () => {
+    log('generation per-step cost with and without the KV cache, ~20 s');
+    result.kvCache = await runKvCacheBench();
   });
   await section('read statements (in-process)', async () => {
     log('counting SQL statements of the read query in-process');

@@ -1,10 +1,10 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
 import { v7 as uuidv7 } from 'uuid';
 import { BadUserInputError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from './errors.ts';
 import type { ModelRepository, ModelVersion } from './inference/repository.ts';
-import { runSession } from './inference/run.ts';
+import { createCausalLm } from './inference/causal-lm.ts';
+import { describeGenerator, type GeneratorInterface } from './inference/generator-interface.ts';
 import { sampleToken, seededRandom } from './inference/sampling.ts';
 import { Tokenizer } from './inference/tokenizer.ts';
 import type { EventBus } from './pubsub/event-bus.ts';
@@ -55,17 +55,16 @@ interface Plan {
   version: ModelVersion;
   tokenizer: Tokenizer;
   promptIds: number[];
-  logitsName: string;
-  withMask: boolean;
+  generator: GeneratorInterface;
   input: GenerateInput;
   seed: number;
 }
 
 /**
- * Autoregressive decoding through the Hugging Face causal-LM interface: `input_ids`
- * int64 [1, seq] (and `attention_mask` when the model has it) in, `logits`
- * [1, seq, vocab] out, one ONNX run per new token. Generations interleave token by
- * token on the event loop, so none blocks another or a `predict`.
+ * Autoregressive decoding of GENERATOR models, one ONNX run per token through the Hugging
+ * Face causal-LM interface (inference/causal-lm.ts drives the model, with a KV cache when
+ * it has one); this service samples, streams, stops and stores. Generations interleave
+ * token by token on the event loop, so none blocks another or a `predict`.
  */
 export function createGenerationService(options: GenerationServiceOptions) {
   const { models, predictions, bus, maxConcurrent } = options;
@@ -76,32 +75,29 @@ export function createGenerationService(options: GenerationServiceOptions) {
   function plan(input: GenerateInput): Plan {
     const version = models.resolve(input.model, input.version);
     const manifest = models.get(version.modelName)!.manifest;
-    const issues: InputIssue[] = [];
-    const idsInput = version.inputs.find((i) => i.name === 'input_ids');
-    const logitsName = manifest.output ?? 'logits';
-    if (manifest.kind !== 'GENERATOR' || !manifest.vocabulary || !idsInput || !version.outputs.some((o) => o.name === logitsName)) {
-      throw new BadUserInputError([
-        { path: ['input', 'model'], message: `model \`${version.modelName}\` is not a GENERATOR with a vocabulary, \`input_ids\` and \`${logitsName}\`` },
-      ]);
+    if (manifest.kind !== 'GENERATOR') {
+      throw new BadUserInputError([{ path: ['input', 'model'], message: `model \`${version.modelName}\` is not a GENERATOR` }]);
     }
-    const tokenizer = new Tokenizer(manifest.vocabulary);
+    // Checked at load (repository.ts), so a READY GENERATOR always has a servable interface.
+    const generator = describeGenerator(manifest, version.inputs, version.outputs);
+    const issues: InputIssue[] = [];
+    const tokenizer = new Tokenizer(manifest.vocabulary!);
     const { ids, unknown } = tokenizer.encode(input.prompt);
     if (unknown.length > 0) {
       const listed = unknown.slice(0, 10).map((u) => `${JSON.stringify(u.char)} at ${u.index}`).join(', ');
       issues.push({ path: ['input', 'prompt'], message: `characters not in the vocabulary of \`${version.modelName}\`: ${listed}${unknown.length > 10 ? ', …' : ''}` });
     }
     if (ids.length === 0 && unknown.length === 0) issues.push({ path: ['input', 'prompt'], message: 'the prompt must hold at least one token' });
-    const seq = idsInput.shape[1];
-    if (seq !== undefined && seq !== -1 && ids.length + input.maxTokens > seq) {
-      issues.push({ path: ['input', 'maxTokens'], message: `prompt (${ids.length} tokens) plus maxTokens exceeds the model's context of ${seq}` });
+    const context = generator.contextLength;
+    if (context !== -1 && generator.cache.length === 0 && ids.length + input.maxTokens > context) {
+      issues.push({ path: ['input', 'maxTokens'], message: `prompt (${ids.length} tokens) plus maxTokens exceeds the model's context of ${context}` });
     }
     if (issues.length > 0) throw new BadUserInputError(issues);
     return {
       version,
       tokenizer,
       promptIds: ids,
-      logitsName,
-      withMask: version.inputs.some((i) => i.name === 'attention_mask'),
+      generator,
       input,
       seed: input.seed ?? randomInt(0, 2 ** 31),
     };
@@ -110,9 +106,8 @@ export function createGenerationService(options: GenerationServiceOptions) {
   async function* decode(p: Plan): AsyncGenerator<GenerationEvent, void, undefined> {
     const started = performance.now();
     const { input, tokenizer } = p;
-    const vocabularySize = tokenizer.vocabulary.length;
     const random = seededRandom(p.seed);
-    const ids = [...p.promptIds];
+    const model = createCausalLm(p.version, p.generator);
     const generated: number[] = [];
     const stops = (input.stop ?? []).filter((s) => s.length > 0);
     let text = '';
@@ -123,13 +118,8 @@ export function createGenerationService(options: GenerationServiceOptions) {
         finishReason = 'CANCELLED';
         break;
       }
-      const shape = [1, ids.length];
-      const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), shape) };
-      if (p.withMask) feeds.attention_mask = new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), shape);
-      const results = await runSession(p.version, feeds);
-      const logits = results[p.logitsName]!.data as Float32Array;
-      const next = sampleToken(logits.subarray((ids.length - 1) * vocabularySize, ids.length * vocabularySize), input, random);
-      ids.push(next);
+      const logits = generated.length === 0 ? await model.start(p.promptIds) : await model.next(generated.at(-1)!);
+      const next = sampleToken(logits, input, random);
       generated.push(next);
       const token = tokenizer.vocabulary[next] ?? '';
       text += token;
@@ -151,7 +141,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
       latencyMs: performance.now() - started,
       inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, p.promptIds.length], data: p.promptIds }],
       outputs: [{ name: 'output_ids', datatype: 'INT64', shape: [1, generated.length], data: generated }],
-      interpretation: { kind: 'GENERATOR', output: p.logitsName, labels: null },
+      interpretation: { kind: 'GENERATOR', output: p.generator.logits, labels: null },
       generation: {
         prompt: input.prompt,
         text,

@@ -8,6 +8,7 @@ import { datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
 import { createBatcher } from './batcher.ts';
 import { decideBatching, type BatchingDecision } from './batching-policy.ts';
+import { checkGenerator } from './generator-interface.ts';
 import { VersionStats } from './stats.ts';
 import type { TensorData } from './tensors.ts';
 import { warmUp } from './warmup.ts';
@@ -240,4 +241,5 @@ function applyManifest(manifest: Manifest, entry: ModelVersion): void {
       throw new Error(`model.json lists ${manifest.labels.length} labels but output \`${output?.name}\` has ${width} classes`);
     }
   }
+  checkGenerator(manifest, entry);
 }
