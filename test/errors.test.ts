@@ -1,19 +1,27 @@
+import { cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { writeAdderModel } from './helpers/onnx-models.ts';
 
 const PREDICT = `mutation($input: PredictInput!) { predict(input: $input) { id label } }`;
 const iris = (rest: Record<string, unknown>) => ({ input: { model: 'iris', ...rest } });
 
 let gw: TestGateway;
 beforeAll(async () => {
-  gw = await startGateway();
+  // Two shipped models, and the test adder for integer inputs.
+  const repo = mkdtempSync(join(tmpdir(), 'errors-repo-'));
+  for (const name of ['iris', 'digits']) cpSync(join('models', name), join(repo, name), { recursive: true });
+  writeAdderModel(repo);
+  gw = await startGateway({ modelRepository: repo });
 });
 afterAll(() => gw.close());
 
 function issuesOf(res: Awaited<ReturnType<TestGateway['gql']>>) {
   expect(res.body.errors).toHaveLength(1);
-  console.log(JSON.stringify(res.body.errors));
+  expect(res.body.errors![0]!.extensions!.code).toBe('BAD_USER_INPUT');
   return res.body.errors![0]!.extensions!.issues as Array<{ path: Array<string | number>; message: string }>;
 }
 
@@ -64,12 +72,18 @@ describe('bad input gets BAD_USER_INPUT with every issue, and stores nothing', (
     expect(gw.countRows()).toBe(before);
   });
 
-  it('rejects a whole-number datatype given a fraction', async () => {
-    // iris takes FP32, so send INT64 data: the datatype issue and the value issue are both reported.
-    const issues = issuesOf(
-      await gw.gql(PREDICT, iris({ inputs: [{ name: 'features', datatype: 'INT64', shape: [1, 4], data: [1, 2, 3, 4] }] })),
-    );
-    expect(issues.map((i) => i.path)).toEqual([['input', 'inputs', 0, 'datatype']]);
+  it('rejects a fraction and an unsafe integer sent to an INT64 input', async () => {
+    const before = gw.countRows();
+    const floats = { datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] };
+    const res = await gw.gql(PREDICT, {
+      input: { model: 'adder', inputs: [{ name: 'a', ...floats }, { name: 'b', ...floats }, { name: 'n', datatype: 'INT64', shape: [1, 2], data: [2.5, 2 ** 60] }] },
+    });
+    const range = `INT64 takes whole numbers from ${Number.MIN_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}`;
+    expect(issuesOf(res)).toEqual([
+      { path: ['input', 'inputs', 2, 'data', 0], message: `${range}, got 2.5` },
+      { path: ['input', 'inputs', 2, 'data', 1], message: `${range}, got ${2 ** 60}` },
+    ]);
+    expect(gw.countRows()).toBe(before);
   });
 
   it('validates pagination arguments', async () => {

@@ -23,11 +23,14 @@ describe('process lifecycle', () => {
     let response = '';
     socket.on('data', (chunk) => (response += chunk));
     const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    // `Expect: 100-continue`: the server answers 100 once it has the request, so the signal
+    // below certainly finds it in flight.
+    const continued = new Promise<void>((resolve) => socket.on('data', () => response.startsWith('HTTP/1.1 100 Continue\r\n\r\n') && resolve()));
     socket.write(
-      `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      `POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`,
     );
+    await continued;
     socket.write(body.slice(0, 20));
-    await new Promise((r) => setTimeout(r, 200));
 
     gw.child.kill('SIGTERM');
     await waitFor(async () => gw.lines.some((l) => l.msg?.startsWith('shutting down')));
@@ -36,6 +39,7 @@ describe('process lifecycle', () => {
 
     socket.write(body.slice(20));
     await ended;
+    response = response.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '');
     expect(response).toMatch(/^HTTP\/1\.1 200/);
     const json = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''));
     expect(json.data.predict.label).toBe('setosa');

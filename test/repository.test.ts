@@ -23,7 +23,9 @@ describe('model repository', () => {
   it('serves a model dropped in with no manifest as GENERIC, with the metadata its session reports', async () => {
     const repo = tempRepository();
     const file = writeAdderModel(repo);
+    const startedAt = Date.now();
     gw = await startGateway({ modelRepository: repo });
+    const loadedBy = Date.now();
 
     const listed = await gw.gql(MODELS);
     const session = await ort.InferenceSession.create(file);
@@ -42,7 +44,8 @@ describe('model repository', () => {
     const [version] = model.versions;
     expect(version.status).toBe('READY');
     expect(version.error).toBeNull();
-    expect(Date.parse(version.loadedAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect(Date.parse(version.loadedAt)).toBeGreaterThanOrEqual(startedAt);
+    expect(Date.parse(version.loadedAt)).toBeLessThanOrEqual(loadedBy);
     const datatype = { float32: 'FP32', int64: 'INT64' } as Record<string, string>;
     expect(version.inputs).toEqual(inputs.map((i) => ({ name: i.name, datatype: datatype[i.type], shape: i.shape, featureNames: null })));
     expect(version.outputs).toEqual(outputs.map((o) => ({ name: o.name, datatype: datatype[o.type], shape: o.shape })));
