@@ -25,6 +25,7 @@ const record = (id = uuidv7()): PredictionRecord => ({
   latencyMs: 1,
   inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }],
   outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0.2, 0.3, 0.5] }],
+  interpretation: { kind: 'CLASSIFIER', output: 'probabilities', labels: ['setosa', 'versicolor', 'virginica'] },
 });
 
 describe('group commit', () => {
