@@ -6,11 +6,12 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadRun, LoadStep } from './load.ts';
+import { renderAmplification, type AmplificationFigure } from './amplification.ts';
 import { renderKvCache, type KvCacheFigure } from './kv-cache.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
 
-export type ServerKey = 'gatewayOn' | 'gatewayOff' | 'ceiling' | 'peer';
+export type ServerKey = 'gatewayOn' | 'gatewayOff' | 'gatewayNormalSync' | 'ceiling' | 'peer';
 
 export interface ServerRun {
   key: ServerKey;
@@ -42,6 +43,8 @@ export interface BenchResult {
   rawOnnx: RawOnnxFigure[];
   /** Generation steps with and without the KV cache; null when the section did not run. */
   kvCache: KvCacheFigure[] | null;
+  /** Memory per request, by request form. */
+  amplification: AmplificationFigure[] | null;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -180,6 +183,9 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('## Raw ONNX Runtime (in-process limit)', '');
   out.push('iris `model.onnx`, one session, intraOpNumThreads 1, interOpNumThreads 1, graphOptimizationLevel all; `session.run` awaited back to back.', '');
   out.push(table(['batch', 'runs/s', 'rows/s', 'µs per run', 'runs', 's'], r.rawOnnx.map((f) => [f.batch, f.runsPerS, f.rowsPerS, f.usPerRun, f.runs, f.seconds])), '');
+
+  out.push('## Memory per request', '');
+  out.push(...(r.amplification ? renderAmplification(r.amplification) : ['Not run (see notes).']), '');
 
   out.push('## Generation: KV cache (in-process)', '');
   out.push(...(r.kvCache ? renderKvCache(r.kvCache) : ['Not run (see notes).']), '');

@@ -14,6 +14,7 @@
  *   report is still written with what was measured), 2 for bad options.
  * - Progress goes to stderr; stdout carries only the markdown report.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { assertLoopback, runStep, type LoadStep, type LoadTarget } from './load.ts';
 import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss, startServer, stopServer, type ServerProcess } from './processes.ts';
+import { runAmplificationBench } from './amplification.ts';
 import { runKvCacheBench } from './kv-cache.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
@@ -110,12 +112,16 @@ function countPredictions(dbFile: string): number {
  * A server started here: start, probe, load steps, optional extra work (`after`), peak RSS, SIGTERM.
  * For gateways (`dbFile` set), counts the stored rows once the process has exited.
  */
-/** The node flags of package.json's `start` script (`node <flags> src/main.ts`): the gateway runs exactly as `npm start` runs it. */
-function startNodeArgs(): string[] {
+/**
+ * The gateway exactly as `npm start` runs it: builds the bundle (the `prestart` step), then
+ * splits the `start` script (`node <flags> <script>`) into node flags and the script.
+ */
+export function startCommand(): { nodeArgs: string[]; script: string } {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
   const start: string = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start;
   const words = start.trim().split(/\s+/);
-  if (words[0] !== 'node' || words.at(-1) !== 'src/main.ts') throw new Error(`unexpected start script: ${start}`);
-  return words.slice(1, -1);
+  if (words[0] !== 'node' || words.length < 2) throw new Error(`unexpected start script: ${start}`);
+  return { nodeArgs: words.slice(1, -1), script: words.at(-1)! };
 }
 
 async function runChild(
@@ -166,19 +172,26 @@ process.on('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-async function runGateway(key: ServerKey, label: string, batching: boolean, options: Options, after?: (url: string) => Promise<void>): Promise<ServerRun> {
+async function runGateway(
+  key: ServerKey,
+  label: string,
+  env: Record<string, string>,
+  options: Options,
+  after?: (url: string) => Promise<void>,
+): Promise<ServerRun> {
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-gateway-'));
   tempDirs.add(dir);
   const dbFile = join(dir, 'bench.db');
+  const { nodeArgs, script } = startCommand();
   try {
     return await runChild(
       key,
       label,
-      'src/main.ts',
+      script,
       // LOG_LEVEL=info: the "listening" line (with the port) is logged at info.
-      { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: `file:${dbFile}`, BATCHING: String(batching) },
+      { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: `file:${dbFile}`, ...env },
       options,
-      { readyPath: '/readyz', dbFile, after, nodeArgs: startNodeArgs() },
+      { readyPath: '/readyz', dbFile, after, nodeArgs },
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -211,7 +224,7 @@ async function main(): Promise<number> {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     totalMemMb: Math.round(os.totalmem() / 2 ** 20),
   };
-  const servers = 3 + (options.peer ? 1 : 0);
+  const servers = 4 + (options.peer ? 1 : 0);
   const estimateS = servers * options.connections.length * (options.durationS + WARMUP_S + 1) + options.durationS + WARMUP_S + 30;
   log(`os.availableParallelism() = ${machine.availableParallelism} (${machine.cpu}), Node ${machine.node}; the load generator shares these cores with the server`);
   log(`duration ${options.durationS} s per step, connections ${options.connections.join(',')}, peer ${options.peer ?? 'none'}; about ${Math.ceil(estimateS / 60)} min`);
@@ -223,6 +236,7 @@ async function main(): Promise<number> {
     servers: [],
     rawOnnx: [],
     kvCache: null,
+    amplification: null,
     read: { load: null, statements: null },
     targets: [],
     notes: [],
@@ -266,10 +280,18 @@ async function main(): Promise<number> {
         log(`read @${READ_CONNECTIONS}: ${m.rps} rps, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, errors ${errorCount(m)}`);
       });
     };
-    result.servers.push(await runGateway('gatewayOn', 'gateway (batching on)', true, options, readAfterWrites));
+    result.servers.push(await runGateway('gatewayOn', 'gateway (batching on)', { BATCHING: 'true' }, options, readAfterWrites));
   });
   await section('gateway (batching off)', async () => {
-    result.servers.push(await runGateway('gatewayOff', 'gateway (batching off)', false, options));
+    result.servers.push(await runGateway('gatewayOff', 'gateway (batching off)', { BATCHING: 'false' }, options));
+  });
+  await section('gateway (SQLITE_SYNCHRONOUS=NORMAL)', async () => {
+    result.servers.push(await runGateway('gatewayNormalSync', 'gateway (batching on, synchronous=NORMAL)', { BATCHING: 'true', SQLITE_SYNCHRONOUS: 'NORMAL' }, options));
+  });
+  await section('memory per request', async () => {
+    log('memory amplification of big requests: one fresh gateway per request form, ~1 min');
+    const { nodeArgs, script } = startCommand();
+    result.amplification = await runAmplificationBench(REPO_ROOT, script, nodeArgs);
   });
   if (options.peer) {
     const peer = options.peer;
@@ -301,6 +323,15 @@ async function main(): Promise<number> {
     );
   }
 
+  const full = result.servers.find((s) => s.key === 'gatewayOn')?.steps.find((s) => s.measured.connections === 64)?.measured;
+  const normal = result.servers.find((s) => s.key === 'gatewayNormalSync')?.steps.find((s) => s.measured.connections === 64)?.measured;
+  if (full && normal) {
+    result.notes.push(
+      `Durability cost at 64 connections: synchronous=FULL (the default) ${full.rps} rps, p99 ${full.p99Ms} ms vs NORMAL ${normal.rps} rps, p99 ${normal.p99Ms} ms (FULL/NORMAL ${(full.rps / normal.rps).toFixed(2)}×).`,
+    );
+  }
+  const worst = result.amplification?.reduce((max, f) => Math.max(max, f.amplification), 0);
+  if (worst !== undefined) result.notes.push(`Memory per request: worst amplification ${worst}× the bytes in flight (target ≤ 10×).`);
   result.targets = computeTargets(result.servers);
   result.elapsedS = (Date.now() - started) / 1000;
   const markdown = renderMarkdown(result);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { createYoga } from 'graphql-yoga';
 import type { Config } from './config.ts';
@@ -13,10 +14,12 @@ import { createPredictionService } from './prediction-service.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
-import { openDatabase, type Database } from './store/database.ts';
+import { openDatabase, sqliteFile, type Database } from './store/database.ts';
+import { openSqliteHistoryWriter } from './store/sqlite-history-writer.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
 import { readBodyWithin } from './transport/body-limit.ts';
+import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 
 export interface AppOptions {
@@ -67,16 +70,35 @@ subscription Generate {
 /** Request bodies (and WebSocket messages) larger than this get 413 (close code 1009), counted as they stream. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
+/**
+ * A body already read, in the form whatwg-node takes from `req.body` (as behind Express):
+ * JSON parsed once here; anything else (or JSON that does not parse, for Yoga's own error)
+ * as a stream of the bytes. Never the Buffer itself: whatwg-node calls `Object.keys()` on
+ * `req.body`, which on a Buffer makes one string per byte (tens of MB for a 1 MB body).
+ */
+function alreadyReadBody(req: IncomingMessage, body: Buffer): unknown {
+  if (req.headers['content-type']?.includes('json')) {
+    try {
+      const parsed: unknown = JSON.parse(body.toString('utf8'));
+      if (parsed !== null && typeof parsed === 'object' && Object.keys(parsed).length > 0) return parsed;
+    } catch {
+      // Not JSON after all: Yoga reads the bytes and answers with its own error.
+    }
+  }
+  return Readable.from([body]);
+}
+
 export type App = Awaited<ReturnType<typeof createApp>>;
 
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
-  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery, synchronous: config.sqliteSynchronous });
+  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
+  const historyWriter = openSqliteHistoryWriter(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous, onQuery: options.onQuery });
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
   const bus = createEventBus(options.eventBus);
-  const predictions = createPredictionRepository(db, { groupCommit: config.batching });
+  const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching });
   const predictionService = createPredictionService({ models, predictions, bus });
   const generationService = createGenerationService({ models, predictions, bus, maxConcurrent: config.maxGenerations });
 
@@ -100,9 +122,11 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       generationService,
       bus,
       loaders: createLoaders(predictions),
+      tensorVariables: new TensorVariables(),
     }),
     plugins: [
       ...armor.protect().plugins,
+      useTensorVariables(),
       useErrorMasking(log),
       useErrorCodes(),
       useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1') }),
@@ -121,8 +145,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     readBodyWithin(req, res, MAX_BODY_BYTES).then(
       (body) => {
         if (!body) return;
-        // whatwg-node takes an already-read body from `req.body` (as it does behind Express).
-        if (body.length > 0) (req as IncomingMessage & { body?: Buffer }).body = body;
+        if (body.length > 0) (req as IncomingMessage & { body?: unknown }).body = alreadyReadBody(req, body);
         void yoga(req, res);
       },
       () => res.destroy(),
@@ -135,6 +158,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     config,
     log,
     db,
+    historyWriter,
     models,
     yoga,
     bus,
@@ -171,6 +195,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await predictions.drain();
       await yoga.dispose();
       await models.close();
+      historyWriter.close();
       await db.$disconnect();
     },
   };

@@ -7,15 +7,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database as PrismaDatabase } from '../src/store/database.ts';
 import { createGroupCommit } from '../src/store/group-commit.ts';
 import { createPredictionRepository, type PredictionRecord } from '../src/store/prediction-repository.ts';
+import { openSqliteHistoryWriter, type HistoryWriter } from '../src/store/sqlite-history-writer.ts';
 
 let file: string;
 let db: PrismaDatabase;
+let writer: HistoryWriter;
 const statements: string[] = [];
 beforeAll(async () => {
   file = join(mkdtempSync(join(tmpdir(), 'group-commit-')), 'db.sqlite');
   db = await openDatabase(`file:${file}`, { onQuery: (sql) => statements.push(sql) });
+  writer = openSqliteHistoryWriter(file, { onQuery: (sql) => statements.push(sql) });
 });
-afterAll(() => db.$disconnect());
+afterAll(async () => {
+  writer.close();
+  await db.$disconnect();
+});
 
 const record = (id = uuidv7()): PredictionRecord => ({
   id,
@@ -24,13 +30,14 @@ const record = (id = uuidv7()): PredictionRecord => ({
   createdAt: new Date(),
   latencyMs: 1,
   inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }],
-  outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0.2, 0.3, 0.5] }],
+  // Outputs come from float32 arrays, so their values are exact float32s.
+  outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0.25, 0.25, 0.5] }],
   interpretation: { kind: 'CLASSIFIER', output: 'probabilities', labels: ['setosa', 'versicolor', 'virginica'] },
 });
 
 describe('group commit', () => {
   it('writes rows that arrive together in one INSERT, and answers each only once its row is visible', async () => {
-    const repo = createPredictionRepository(db);
+    const repo = createPredictionRepository(db, { writer });
     const reader = new Database(file, { readonly: true });
     const visible = (id: string) => !!reader.prepare('SELECT 1 FROM "Prediction" WHERE id = ?').get(id);
     statements.length = 0;
@@ -80,7 +87,7 @@ describe('group commit', () => {
   });
 
   it('a bad row fails only its caller', async () => {
-    const repo = createPredictionRepository(db);
+    const repo = createPredictionRepository(db, { writer });
     const taken = record();
     await repo.insert(taken);
     const group = [record(), record(taken.id), record(), record()];
@@ -91,7 +98,7 @@ describe('group commit', () => {
   });
 
   it('is off with groupCommit: false: one INSERT per row', async () => {
-    const repo = createPredictionRepository(db, { groupCommit: false });
+    const repo = createPredictionRepository(db, { writer, groupCommit: false });
     statements.length = 0;
     await Promise.all(Array.from({ length: 10 }, () => repo.insert(record())));
     expect(statements.filter((s) => /^INSERT/i.test(s.trim())).length).toBe(10);

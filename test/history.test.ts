@@ -138,7 +138,7 @@ describe('SQL statements per operation', () => {
   it('predictions(...) primes the request loader: its rows read again through prediction(id) cost no statement', async () => {
     // No field of the schema reads a prediction by id after a page has resolved, so the page
     // and the re-read are run here as two executions sharing one request context.
-    const predictions = createPredictionRepository(gw.app.db);
+    const predictions = createPredictionRepository(gw.app.db, { writer: gw.app.historyWriter });
     const context = { requestId: 'test', models: gw.app.models, predictions, loaders: createLoaders(predictions) } as unknown as Context;
     statements.length = 0;
     const page = await execute({ schema, document: parse('{ predictions(first: 10, model: "iris") { edges { node { id } } } }'), contextValue: context });

@@ -63,6 +63,10 @@ export function datatypeFromOrt(type: string): TensorDatatype | undefined {
 /** Tensor data as plain numbers (int64 beyond 2^53 loses precision, as documented in the schema). */
 export function toNumbers(data: OrtTensor.DataType): number[] {
   if (Array.isArray(data)) return data.map(Number);
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Array.from(data, Number);
-  return Array.from(data as ArrayLike<number>, (v) => (typeof v === 'boolean' ? Number(v) : v));
+  // An index loop into a sized array: Array.from over a typed array allocates an iterator
+  // result per element (tens of MB of garbage for a big output).
+  const source = data as ArrayLike<number | bigint | boolean>;
+  const out = new Array<number>(source.length);
+  for (let i = 0; i < source.length; i++) out[i] = Number(source[i]);
+  return out;
 }

@@ -7,6 +7,7 @@ import type { GenerationService } from '../generation-service.ts';
 import type { PredictionService } from '../prediction-service.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import type { Loaders } from '../store/loaders.ts';
+import type { TensorVariables } from '../transport/use-tensor-variables.ts';
 import type { PredictionRepository } from '../store/prediction-repository.ts';
 
 /** What every resolver gets; built per request in app.ts. */
@@ -18,6 +19,8 @@ export interface Context {
   generationService: GenerationService;
   bus: EventBus;
   loaders: Loaders;
+  /** Big Float lists of this operation's variables (see transport/use-tensor-variables.ts). */
+  tensorVariables: TensorVariables;
 }
 
 export const builder = new SchemaBuilder<{

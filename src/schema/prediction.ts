@@ -209,7 +209,12 @@ builder.mutationFields((t) => ({
     type: PredictionRef,
     description: 'Runs a model on one request and stores the prediction; answers after the row is committed.',
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
-    resolve: (_root, { input }, ctx) => ctx.predictionService.predict(input),
+    resolve: (_root, { input }, ctx) =>
+      ctx.predictionService.predict({
+        ...input,
+        features: ctx.tensorVariables.restore(input.features),
+        inputs: input.inputs?.map((t) => ({ ...t, data: ctx.tensorVariables.restore(t.data) })),
+      }),
   }),
 }));
 

@@ -12,12 +12,6 @@ const MIGRATIONS = fileURLToPath(new URL('../../prisma/migrations', import.meta.
 export interface OpenDatabaseOptions {
   /** Called with each SQL statement Prisma sends (tests count them). */
   onQuery?: (sql: string) => void;
-  /**
-   * SQLite `synchronous` on the connection that writes history. FULL syncs the WAL on
-   * every commit, so an acknowledged prediction survives a power loss or OS crash;
-   * NORMAL survives a process crash only. @default 'FULL'
-   */
-  synchronous?: 'FULL' | 'NORMAL';
 }
 
 /** The SQLite file a `file:` DATABASE_URL names, relative paths against the working directory. */
@@ -27,7 +21,8 @@ export function sqliteFile(databaseUrl: string): string {
 
 /**
  * Creates the database file's folder, applies the committed migrations and returns
- * a Prisma client on the better-sqlite3 driver adapter.
+ * a Prisma client on the better-sqlite3 driver adapter: the history's reads. Its writes go
+ * through `openSqliteHistoryWriter` on a connection of their own.
  */
 export async function openDatabase(databaseUrl: string, options: OpenDatabaseOptions = {}): Promise<Database> {
   const file = sqliteFile(databaseUrl);
@@ -40,7 +35,5 @@ export async function openDatabase(databaseUrl: string, options: OpenDatabaseOpt
     (client as PrismaClient<'query'>).$on('query', (event) => onQuery(event.query));
   }
   await client.$connect();
-  // Per connection, not stored in the file. The adapter holds one connection: this one writes history.
-  await client.$executeRawUnsafe(`PRAGMA synchronous = ${options.synchronous ?? 'FULL'}`);
   return client;
 }

@@ -3,6 +3,8 @@ import type { TensorData } from '../inference/tensors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { Database } from './database.ts';
 import { createGroupCommit } from './group-commit.ts';
+import type { HistoryWriter } from './sqlite-history-writer.ts';
+import { decodeTensors, type StoredTensor } from './tensor-codec.ts';
 
 export type FinishReason = 'LENGTH' | 'STOP' | 'CANCELLED';
 
@@ -54,59 +56,28 @@ const toRecord = (row: Row): PredictionRecord => ({
   createdAt: row.createdAt,
   latencyMs: row.latencyMs,
   inputs: row.inputs as unknown as TensorData[],
-  outputs: row.outputs as unknown as TensorData[],
+  outputs: decodeTensors(row.outputs as unknown as StoredTensor[]),
   generation: (row.generation as unknown as GenerationRecord | null) ?? null,
   interpretation: (row.interpretation as unknown as Interpretation | null) ?? null,
 });
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation'] as const;
-/** SQLite allows 32,766 bound parameters per statement; stay far below. */
-const ROWS_PER_INSERT = 500;
-
-/** Values in COLUMNS order, encoded the way Prisma's SQLite adapter stores them (ISO time with +00:00, JSON as text). */
-const toValues = (r: PredictionRecord): unknown[] => [
-  r.id,
-  r.modelName,
-  r.version,
-  r.createdAt.toISOString().replace('Z', '+00:00'),
-  r.latencyMs,
-  JSON.stringify(r.inputs),
-  JSON.stringify(r.outputs),
-  r.generation ? JSON.stringify(r.generation) : null,
-  r.interpretation ? JSON.stringify(r.interpretation) : null,
-];
-
-/**
- * The write path is a plain multi-row INSERT sent through Prisma's raw query API: the
- * profile showed Prisma's query planning costing more than SQLite itself per row.
- * Reads keep the typed client; a test checks that rows written here read back equal.
- */
-async function insertRows(db: Database, records: readonly PredictionRecord[]): Promise<void> {
-  for (let start = 0; start < records.length; start += ROWS_PER_INSERT) {
-    const chunk = records.slice(start, start + ROWS_PER_INSERT);
-    const placeholders = chunk.map(() => `(${COLUMNS.map(() => '?').join(', ')})`).join(', ');
-    const sql = `INSERT INTO "Prediction" (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${placeholders}`;
-    await db.$executeRawUnsafe(sql, ...chunk.flatMap(toValues));
-  }
-}
-
 export interface PredictionRepositoryOptions {
+  /** Where rows are written (reads go through `db`). */
+  writer: HistoryWriter;
   /** Write rows that finish together in one transaction (one multi-row INSERT). @default true */
   groupCommit?: boolean;
 }
 
-export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions = {}) {
-  const insertOne = (record: PredictionRecord) => insertRows(db, [record]);
+/** The history: writes through `writer` (group commit), reads through Prisma. */
+export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions) {
+  const { writer } = options;
+  const insertOne = (record: PredictionRecord) => writer.insert([record]);
   /** Writes not yet settled, so shutdown can wait for them. */
   const writing = new Set<Promise<void>>();
   const group =
     options.groupCommit === false
       ? undefined
-      : createGroupCommit<PredictionRecord>(async (records) => {
-          // One statement is one transaction in SQLite: all rows commit together or none do.
-          if (records.length <= ROWS_PER_INSERT) return insertRows(db, records);
-          await db.$transaction(async (tx) => insertRows(tx as unknown as Database, records));
-        }, insertOne);
+      : createGroupCommit<PredictionRecord>((records) => writer.insert(records), insertOne);
   return {
     /** Resolves once the row is committed. */
     insert(record: PredictionRecord): Promise<void> {

@@ -1,0 +1,80 @@
+import Database from 'better-sqlite3';
+import type { PredictionRecord } from './prediction-repository.ts';
+import { encodeAsBytes } from './tensor-codec.ts';
+
+/** Writes history rows; each call is one transaction. */
+export interface HistoryWriter {
+  insert(records: readonly PredictionRecord[]): Promise<void>;
+  /** Reads a pragma on the writing connection (diagnostics and tests). */
+  pragma(name: string): unknown;
+  close(): void;
+}
+
+export interface SqliteHistoryWriterOptions {
+  /**
+   * SQLite `synchronous` on this connection. FULL syncs the WAL on every commit, so an
+   * acknowledged prediction survives a power loss or OS crash; NORMAL only a process crash.
+   * @default 'FULL'
+   */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** Called with each statement run (tests count them). */
+  onQuery?: (sql: string) => void;
+  /** How long a write waits for a lock held by another connection, in ms. @default 10000 */
+  busyTimeoutMs?: number;
+}
+
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation'] as const;
+/** SQLite allows 32,766 bound parameters per statement; stay far below. */
+const ROWS_PER_INSERT = 500;
+
+/** Values in COLUMNS order, encoded the way Prisma's SQLite adapter stores them (ISO time with +00:00, JSON as text); outputs as bytes (tensor-codec.ts). */
+const toValues = (r: PredictionRecord): unknown[] => [
+  r.id,
+  r.modelName,
+  r.version,
+  r.createdAt.toISOString().replace('Z', '+00:00'),
+  r.latencyMs,
+  JSON.stringify(r.inputs),
+  JSON.stringify(encodeAsBytes(r.outputs)),
+  r.generation ? JSON.stringify(r.generation) : null,
+  r.interpretation ? JSON.stringify(r.interpretation) : null,
+];
+
+/**
+ * The history's write path: multi-row INSERTs on a better-sqlite3 connection of its own
+ * (Prisma's client keeps the reads). Going around Prisma matters for big rows: its raw
+ * query path cost about 18 MB of allocations for a 1.3 MB tensor, our own JSON string
+ * plus SQLite's copy of it cost one. A test reads rows written here back through Prisma.
+ */
+export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWriterOptions = {}): HistoryWriter {
+  const db = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000 });
+  db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+  const statements = new Map<number, Database.Statement>();
+  const statementFor = (rows: number) => {
+    let statement = statements.get(rows);
+    if (!statement) {
+      const placeholders = Array.from({ length: rows }, () => `(${COLUMNS.map(() => '?').join(', ')})`).join(', ');
+      statement = db.prepare(`INSERT INTO "Prediction" (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${placeholders}`);
+      statements.set(rows, statement);
+    }
+    return statement;
+  };
+  const insertChunk = (chunk: readonly PredictionRecord[]) => {
+    const statement = statementFor(chunk.length);
+    options.onQuery?.(statement.source);
+    statement.run(chunk.flatMap(toValues));
+  };
+  // One transaction for any number of rows: all commit together or none do.
+  const insertAll = db.transaction((records: readonly PredictionRecord[]) => {
+    for (let start = 0; start < records.length; start += ROWS_PER_INSERT) insertChunk(records.slice(start, start + ROWS_PER_INSERT));
+  });
+  return {
+    async insert(records) {
+      // One statement is one transaction in SQLite; more rows than one statement holds need BEGIN/COMMIT.
+      if (records.length <= ROWS_PER_INSERT) insertChunk(records);
+      else insertAll(records);
+    },
+    pragma: (name) => db.pragma(name, { simple: true }),
+    close: () => db.close(),
+  };
+}
