@@ -56,7 +56,8 @@ export class TensorVariables {
 
   private swapFloats(list: unknown[]): unknown[] {
     if (list.length < MIN_ELEMENTS) return list;
-    for (let i = 0; i < list.length; i++) if (typeof list[i] !== 'number') return list;
+    // Exactly what Float's coercion accepts (`1e999` in JSON parses to Infinity, which it refuses).
+    for (let i = 0; i < list.length; i++) if (!Number.isFinite(list[i])) return list;
     let token = Math.random();
     while (this.lists.has(token)) token = Math.random();
     this.lists.set(token, list as number[]);
