@@ -49,6 +49,8 @@ export interface LoadRun {
 export interface LoadStep {
   warmup: LoadRun;
   measured: LoadRun;
+  /** The server's peak RSS during this step (warm-up included), MB; for servers started by the bench. */
+  peakRssMb?: number;
 }
 
 const SAMPLE_INT_MS = 100;

@@ -15,7 +15,7 @@
  * - Progress goes to stderr; stdout carries only the markdown report.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,12 +72,16 @@ async function probe(target: LoadTarget): Promise<boolean> {
   return true;
 }
 
-async function runSteps(label: string, target: LoadTarget, options: Options): Promise<LoadStep[]> {
+async function runSteps(label: string, target: LoadTarget, options: Options, pid?: number): Promise<LoadStep[]> {
   const steps: LoadStep[] = [];
   for (const connections of options.connections) {
+    // VmHWM := current RSS, so each step's peak is its own (Linux /proc/<pid>/clear_refs).
+    if (pid !== undefined) writeFileSync(`/proc/${pid}/clear_refs`, '5');
     const step = await runStep(target, connections, options.durationS, WARMUP_S);
+    const hwm = pid === undefined ? undefined : readMemoryKb(pid)?.hwmKb;
+    if (hwm !== undefined) step.peakRssMb = Math.round((hwm / 1024) * 10) / 10;
     const m = step.measured;
-    log(`${label} @${connections}: ${m.rps} rps, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, errors ${errorCount(m)}, ok ${m.ok} (drain ${m.drainS} s)`);
+    log(`${label} @${connections}: ${m.rps} rps, p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, errors ${errorCount(m)}, ok ${m.ok} (drain ${m.drainS} s), peak RSS ${step.peakRssMb ?? '–'} MB`);
     steps.push(step);
   }
   return steps;
@@ -145,7 +149,7 @@ async function runChild(
   let exit: string;
   try {
     probeOk = await probe(target);
-    steps = await runSteps(label, target, options);
+    steps = await runSteps(label, target, options, server.pid);
     if (extra.after) {
       const hwm = readMemoryKb(server.pid)?.hwmKb;
       if (hwm !== undefined) peakRssBeforeReadMb = Math.round((hwm / 1024) * 10) / 10;
