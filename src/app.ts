@@ -3,14 +3,15 @@ import { Readable } from 'node:stream';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { createYoga } from 'graphql-yoga';
 import type { Config } from './config.ts';
-import { createGenerationService } from './generation-service.ts';
+import { createGenerationService } from './serving/generate.ts';
+import { createHistory } from './serving/history.ts';
 import { ModelRepository } from './inference/repository.ts';
 import { fallbackMasking, useErrorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
 import { useErrorCodes } from './observability/use-error-codes.ts';
 import { useReadiness } from './observability/use-readiness.ts';
-import { createPredictionService } from './prediction-service.ts';
+import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
@@ -99,8 +100,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const modelsLoaded = models.load();
   const bus = createEventBus(options.eventBus);
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching });
-  const predictionService = createPredictionService({ models, predictions, bus });
-  const generationService = createGenerationService({ models, predictions, bus, maxConcurrent: config.maxGenerations });
+  const history = createHistory({ store: predictions, bus });
+  const predictionService = createPredictionService({ models, history });
+  const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
 
   const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse }, Context>({
     schema,

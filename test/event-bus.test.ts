@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { approximateBytes, createEventBus } from '../src/pubsub/event-bus.ts';
-import type { PredictionRecord } from '../src/store/prediction-repository.ts';
+import type { PredictionRecord } from '../src/serving/records.ts';
 
 const record = (n: number, values = 0) =>
   ({ id: String(n), inputs: [{ name: 'x', datatype: 'FP32', shape: [values], data: new Array<number>(values).fill(n) }], outputs: [] }) as unknown as PredictionRecord;

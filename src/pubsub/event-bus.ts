@@ -1,4 +1,4 @@
-import type { PredictionRecord } from '../store/prediction-repository.ts';
+import type { PredictionRecord } from '../serving/records.ts';
 import { createSubscriberQueue, type SubscriberQueueStats } from './subscriber-queue.ts';
 
 /** Topics and their payloads. */

@@ -3,18 +3,18 @@ import ValidationPlugin from '@pothos/plugin-validation';
 import { DateTimeResolver } from 'graphql-scalars';
 import { BadUserInputError } from '../errors.ts';
 import type { ModelRepository } from '../inference/repository.ts';
-import type { GenerationService } from '../generation-service.ts';
-import type { PredictionService } from '../prediction-service.ts';
+import type { GenerationService } from '../serving/generate.ts';
+import type { PredictionService } from '../serving/predict.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import type { Loaders } from '../store/loaders.ts';
 import type { TensorVariables } from '../transport/use-tensor-variables.ts';
-import type { PredictionRepository } from '../store/prediction-repository.ts';
+import type { PredictionStore } from '../serving/prediction-store.ts';
 
 /** What every resolver gets; built per request in app.ts. */
 export interface Context {
   requestId: string;
   models: ModelRepository;
-  predictions: PredictionRepository;
+  predictions: PredictionStore;
   predictionService: PredictionService;
   generationService: GenerationService;
   bus: EventBus;

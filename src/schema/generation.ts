@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { GenerateInput, GenerationEvent, GenerationResult } from '../generation-service.ts';
+import type { GenerateInput, GenerationEvent, GenerationResult } from '../serving/generate.ts';
 import { builder } from './builder.ts';
 import { FinishReasonEnum, PredictionRef } from './prediction.ts';
 

@@ -2,7 +2,7 @@ import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
 import { BadUserInputError } from '../errors.ts';
 import { classScores, interpretationOf, regressionValue, type ClassScore, type Interpretation } from '../inference/interpretation.ts';
-import type { PredictionRecord } from '../store/prediction-repository.ts';
+import type { PredictionRecord } from '../serving/records.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
 import { TensorInputRef, TensorRef } from './tensor.ts';

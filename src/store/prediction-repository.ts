@@ -1,49 +1,12 @@
 import type { Interpretation } from '../inference/interpretation.ts';
 import type { TensorData } from '../inference/tensors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
+import type { PredictionFilter, PredictionPage, PredictionStore } from '../serving/prediction-store.ts';
+import type { GenerationRecord, PredictionRecord } from '../serving/records.ts';
 import type { Database } from './database.ts';
 import { createGroupCommit } from './group-commit.ts';
 import type { HistoryWriter } from './sqlite-history-writer.ts';
 import { decodeTensors, type StoredTensor } from './tensor-codec.ts';
-
-export type FinishReason = 'LENGTH' | 'STOP' | 'CANCELLED';
-
-/** What a generator's prediction adds to its token tensors. */
-export interface GenerationRecord {
-  prompt: string;
-  text: string;
-  finishReason: FinishReason;
-  tokens: number;
-  /** The decoding settings, seed included, so the text can be reproduced. */
-  parameters: { maxTokens: number; temperature: number; topK: number | null; seed: number; stop: string[] };
-}
-
-/** One stored prediction. */
-export interface PredictionRecord {
-  /** UUIDv7: time-sortable. */
-  id: string;
-  modelName: string;
-  version: number;
-  createdAt: Date;
-  latencyMs: number;
-  inputs: TensorData[];
-  outputs: TensorData[];
-  generation?: GenerationRecord | null;
-  /** What the outputs meant when the prediction was made (kind, main output, labels). */
-  interpretation?: Interpretation | null;
-}
-
-export interface PredictionFilter {
-  model?: string | null;
-  version?: number | null;
-  since?: Date | null;
-  until?: Date | null;
-}
-
-export interface PredictionPage {
-  records: PredictionRecord[];
-  hasNextPage: boolean;
-}
 
 export type PredictionRepository = ReturnType<typeof createPredictionRepository>;
 
@@ -68,8 +31,8 @@ export interface PredictionRepositoryOptions {
   groupCommit?: boolean;
 }
 
-/** The history: writes through `writer` (group commit), reads through Prisma. */
-export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions) {
+/** The history on SQLite: writes through `writer` (group commit), reads through Prisma. */
+export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions): PredictionStore & { commitStats?: { groups: number; rows: number } } {
   const { writer } = options;
   const insertOne = (record: PredictionRecord) => writer.insert([record]);
   /** Writes not yet settled, so shutdown can wait for them. */

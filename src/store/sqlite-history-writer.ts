@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { PredictionRecord } from './prediction-repository.ts';
+import type { PredictionRecord } from '../serving/records.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
 
 /** Writes history rows; each call is one transaction. */

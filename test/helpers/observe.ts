@@ -1,4 +1,4 @@
-import type { GenerationEvent, GenerationService } from '../../src/generation-service.ts';
+import type { GenerationEvent, GenerationService } from '../../src/serving/generate.ts';
 import type { EventBus, Events } from '../../src/pubsub/event-bus.ts';
 
 /**

@@ -1,14 +1,14 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
-import { BadUserInputError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from './errors.ts';
-import type { ModelRepository, ModelVersion } from './inference/repository.ts';
-import { createCausalLm } from './inference/causal-lm.ts';
-import { describeGenerator, type GeneratorInterface } from './inference/generator-interface.ts';
-import { sampleToken, seededRandom } from './inference/sampling.ts';
-import { Tokenizer } from './inference/tokenizer.ts';
-import type { EventBus } from './pubsub/event-bus.ts';
-import type { FinishReason, PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
+import { BadUserInputError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from '../errors.ts';
+import type { ModelRepository, ModelVersion } from '../inference/repository.ts';
+import { createCausalLm } from '../inference/causal-lm.ts';
+import { describeGenerator, type GeneratorInterface } from '../inference/generator-interface.ts';
+import { sampleToken, seededRandom } from '../inference/sampling.ts';
+import { Tokenizer } from '../inference/tokenizer.ts';
+import type { History } from './history.ts';
+import type { FinishReason, PredictionRecord } from './records.ts';
 
 export interface GenerateInput {
   model: string;
@@ -43,8 +43,7 @@ export interface GenerationResult {
 
 export interface GenerationServiceOptions {
   models: ModelRepository;
-  predictions: PredictionRepository;
-  bus: EventBus;
+  history: History;
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. */
   maxConcurrent: number;
 }
@@ -67,7 +66,7 @@ interface Plan {
  * token by token on the event loop, so none blocks another or a `predict`.
  */
 export function createGenerationService(options: GenerationServiceOptions) {
-  const { models, predictions, bus, maxConcurrent } = options;
+  const { models, history, maxConcurrent } = options;
   let closing = false;
   /** One promise per generation holding a slot; settles when the slot is released. */
   const running = new Set<Promise<void>>();
@@ -150,8 +149,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
         parameters: { maxTokens: input.maxTokens, temperature: input.temperature, topK: input.topK ?? null, seed: p.seed, stop: stops },
       },
     };
-    await predictions.insert(record);
-    bus.publish('prediction.created', record);
+    await history.append(record);
     yield { index: generated.length, token: '', text, done: true, finishReason, predictionId: record.id, prediction: record };
   }
 

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
-import type { ModelRepository } from './inference/repository.ts';
-import { interpretationOf } from './inference/interpretation.ts';
-import { infer } from './inference/run.ts';
-import { requestTensors, type PredictRequest } from './inference/tensors.ts';
-import type { EventBus } from './pubsub/event-bus.ts';
-import type { PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
+import type { ModelRepository } from '../inference/repository.ts';
+import { interpretationOf } from '../inference/interpretation.ts';
+import { infer } from '../inference/run.ts';
+import { requestTensors, type PredictRequest } from '../inference/tensors.ts';
+import type { History } from './history.ts';
+import type { PredictionRecord } from './records.ts';
 
 export interface PredictInput extends PredictRequest {
   model: string;
@@ -20,8 +20,8 @@ export type PredictionService = ReturnType<typeof createPredictionService>;
  * lost. Nothing is written when any step before the commit fails. Subscribers hear of
  * the prediction only after the commit.
  */
-export function createPredictionService(deps: { models: ModelRepository; predictions: PredictionRepository; bus: EventBus }) {
-  const { models, predictions, bus } = deps;
+export function createPredictionService(deps: { models: ModelRepository; history: History }) {
+  const { models, history } = deps;
   return {
     async predict(input: PredictInput): Promise<PredictionRecord> {
       const started = performance.now();
@@ -39,8 +39,7 @@ export function createPredictionService(deps: { models: ModelRepository; predict
         outputs,
         interpretation: interpretationOf(manifest, version.outputs[0]?.name),
       };
-      await predictions.insert(record);
-      bus.publish('prediction.created', record);
+      await history.append(record);
       return record;
     },
   };

@@ -1,0 +1,28 @@
+import type { PredictionRecord } from './records.ts';
+
+export interface PredictionFilter {
+  model?: string | null;
+  version?: number | null;
+  since?: Date | null;
+  until?: Date | null;
+}
+
+export interface PredictionPage {
+  records: PredictionRecord[];
+  hasNextPage: boolean;
+}
+
+/**
+ * Where the history lives. The serving layer needs only this; `store/` implements it
+ * (SQLite today), so another database plugs in without the layers above knowing.
+ */
+export interface PredictionStore {
+  /** Resolves once the row is committed (durable as the store promises). */
+  insert(record: PredictionRecord): Promise<void>;
+  /** Resolves once every row handed to `insert` so far is committed. */
+  drain(): Promise<void>;
+  /** One query for all ids; aligned with `ids`, undefined where there is none. */
+  findByIds(ids: readonly string[]): Promise<Array<PredictionRecord | undefined>>;
+  /** Newest first; `afterId` continues below that id. */
+  page(filter: PredictionFilter, first: number, afterId?: string): Promise<PredictionPage>;
+}

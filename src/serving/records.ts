@@ -1,0 +1,31 @@
+import type { Interpretation } from '../inference/interpretation.ts';
+import type { TensorData } from '../inference/tensors.ts';
+
+/** The domain records of the serving layer: what a prediction is, whatever stores it or carries it. */
+
+export type FinishReason = 'LENGTH' | 'STOP' | 'CANCELLED';
+
+/** What a generator's prediction adds to its token tensors. */
+export interface GenerationRecord {
+  prompt: string;
+  text: string;
+  finishReason: FinishReason;
+  tokens: number;
+  /** The decoding settings, seed included, so the text can be reproduced. */
+  parameters: { maxTokens: number; temperature: number; topK: number | null; seed: number; stop: string[] };
+}
+
+/** One stored prediction. */
+export interface PredictionRecord {
+  /** UUIDv7: time-sortable. */
+  id: string;
+  modelName: string;
+  version: number;
+  createdAt: Date;
+  latencyMs: number;
+  inputs: TensorData[];
+  outputs: TensorData[];
+  generation?: GenerationRecord | null;
+  /** What the outputs meant when the prediction was made (kind, main output, labels). */
+  interpretation?: Interpretation | null;
+}
