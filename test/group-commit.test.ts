@@ -34,6 +34,16 @@ const record = (id = uuidv7()): PredictionRecord => ({
   // Outputs come from float32 arrays, so their values are exact float32s.
   outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [1, 3], data: [0.25, 0.25, 0.5] }],
   interpretation: { kind: 'CLASSIFIER', output: 'probabilities', labels: ['setosa', 'versicolor', 'virginica'] },
+  // What the store computes from the stored interpretation when it reads the row back.
+  outcome: {
+    label: 'virginica',
+    scores: [
+      { label: 'virginica', index: 2, probability: 0.5 },
+      { label: 'setosa', index: 0, probability: 0.25 },
+      { label: 'versicolor', index: 1, probability: 0.25 },
+    ],
+    value: null,
+  },
 });
 
 describe('group commit', () => {

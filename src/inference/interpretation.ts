@@ -46,3 +46,18 @@ export function regressionValue(outputs: readonly TensorData[], meaning: Interpr
   if (meaning.kind !== 'REGRESSOR') return null;
   return mainOutput(outputs, meaning)?.data[0] ?? null;
 }
+
+/** What a prediction's outputs say, decided once from its interpretation. */
+export interface Outcome {
+  /** Classifiers: the most probable class. */
+  label: string | null;
+  /** Classifiers: every class, highest probability first. */
+  scores: ClassScore[] | null;
+  /** Regressors: the predicted value. */
+  value: number | null;
+}
+
+export function outcomeOf(outputs: readonly TensorData[], meaning: Interpretation): Outcome {
+  const scores = classScores(outputs, meaning);
+  return { label: scores?.[0]?.label ?? null, scores, value: regressionValue(outputs, meaning) };
+}

@@ -1,7 +1,7 @@
 import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
 import { BadUserInputError } from '../errors.ts';
-import { classScores, interpretationOf, regressionValue, type ClassScore, type Interpretation } from '../inference/interpretation.ts';
+import { interpretationOf, outcomeOf, type ClassScore, type Outcome } from '../inference/interpretation.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
@@ -17,19 +17,15 @@ const ClassScoreRef = builder.objectRef<ClassScore>('ClassScore').implement({
 });
 
 /**
- * The meaning stored with the prediction; rows written before it was stored are read
- * with the model's current manifest.
+ * label, scores and value as decided when the prediction was made; rows stored before
+ * the meaning was stored are read with the model's current manifest.
  */
-function meaningOf(record: PredictionRecord, ctx: Context): Interpretation | null {
-  if (record.interpretation) return record.interpretation;
+function outcome(record: PredictionRecord, ctx: Context): Outcome | null {
+  if (record.outcome) return record.outcome;
+  if (record.interpretation) return outcomeOf(record.outputs, record.interpretation);
   const model = ctx.models.get(record.modelName);
-  return model ? interpretationOf(model.manifest, record.outputs[0]?.name) : null;
+  return model ? outcomeOf(record.outputs, interpretationOf(model.manifest, record.outputs[0]?.name)) : null;
 }
-
-const scoresOf = (record: PredictionRecord, ctx: Context): ClassScore[] | null => {
-  const meaning = meaningOf(record, ctx);
-  return meaning ? classScores(record.outputs, meaning) : null;
-};
 
 export const FinishReasonEnum = builder.enumType('FinishReason', {
   description: 'Why a generation ended.',
@@ -60,7 +56,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
     label: t.string({
       nullable: true,
       description: 'Classifiers: the most probable class.',
-      resolve: (p, _args, ctx) => scoresOf(p, ctx)?.[0]?.label ?? null,
+      resolve: (p, _args, ctx) => outcome(p, ctx)?.label ?? null,
     }),
     scores: t.field({
       type: [ClassScoreRef],
@@ -73,7 +69,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
         }),
       },
       resolve: (p, args, ctx) => {
-        const scores = scoresOf(p, ctx);
+        const scores = outcome(p, ctx)?.scores ?? null;
         return scores && args.top != null ? scores.slice(0, args.top) : scores;
       },
     }),
@@ -97,8 +93,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
       nullable: true,
       description: 'Regressors: the predicted value.',
       resolve: (p, _args, ctx) => {
-        const meaning = meaningOf(p, ctx);
-        return meaning ? regressionValue(p.outputs, meaning) : null;
+        return outcome(p, ctx)?.value ?? null;
       },
     }),
   }),

@@ -141,6 +141,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
       inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, p.promptIds.length], data: p.promptIds }],
       outputs: [{ name: 'output_ids', datatype: 'INT64', shape: [1, generated.length], data: generated }],
       interpretation: { kind: 'GENERATOR', output: p.generator.logits, labels: null },
+      outcome: { label: null, scores: null, value: null },
       generation: {
         prompt: input.prompt,
         text,

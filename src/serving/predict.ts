@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
 import type { ModelRepository } from '../inference/repository.ts';
-import { interpretationOf } from '../inference/interpretation.ts';
+import { interpretationOf, outcomeOf } from '../inference/interpretation.ts';
 import { infer } from '../inference/run.ts';
 import { requestTensors, type PredictRequest } from '../inference/tensors.ts';
 import type { History } from './history.ts';
@@ -29,6 +29,7 @@ export function createPredictionService(deps: { models: ModelRepository; history
       const manifest = models.get(version.modelName)!.manifest;
       const inputs = requestTensors(version, manifest, input);
       const outputs = await infer(version, inputs);
+      const interpretation = interpretationOf(manifest, version.outputs[0]?.name);
       const record: PredictionRecord = {
         id: uuidv7(),
         modelName: version.modelName,
@@ -37,7 +38,8 @@ export function createPredictionService(deps: { models: ModelRepository; history
         latencyMs: performance.now() - started,
         inputs,
         outputs,
-        interpretation: interpretationOf(manifest, version.outputs[0]?.name),
+        interpretation,
+        outcome: outcomeOf(outputs, interpretation),
       };
       await history.append(record);
       return record;

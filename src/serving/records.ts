@@ -1,4 +1,4 @@
-import type { Interpretation } from '../inference/interpretation.ts';
+import type { Interpretation, Outcome } from '../inference/interpretation.ts';
 import type { TensorData } from '../inference/tensors.ts';
 
 /** The domain records of the serving layer: what a prediction is, whatever stores it or carries it. */
@@ -28,4 +28,6 @@ export interface PredictionRecord {
   generation?: GenerationRecord | null;
   /** What the outputs meant when the prediction was made (kind, main output, labels). */
   interpretation?: Interpretation | null;
+  /** label, scores and value, decided once from `interpretation` (absent on rows stored without one). */
+  outcome?: Outcome | null;
 }

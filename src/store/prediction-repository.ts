@@ -1,4 +1,4 @@
-import type { Interpretation } from '../inference/interpretation.ts';
+import { outcomeOf, type Interpretation } from '../inference/interpretation.ts';
 import type { TensorData } from '../inference/tensors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { PredictionFilter, PredictionPage, PredictionStore } from '../serving/prediction-store.ts';
@@ -12,17 +12,22 @@ export type PredictionRepository = ReturnType<typeof createPredictionRepository>
 
 type Row = Prisma.PredictionGetPayload<object>;
 
-const toRecord = (row: Row): PredictionRecord => ({
+const toRecord = (row: Row): PredictionRecord => {
+  const outputs = decodeTensors(row.outputs as unknown as StoredTensor[]);
+  const interpretation = (row.interpretation as unknown as Interpretation | null) ?? null;
+  return {
   id: row.id,
   modelName: row.modelName,
   version: row.version,
   createdAt: row.createdAt,
   latencyMs: row.latencyMs,
   inputs: row.inputs as unknown as TensorData[],
-  outputs: decodeTensors(row.outputs as unknown as StoredTensor[]),
+  outputs,
   generation: (row.generation as unknown as GenerationRecord | null) ?? null,
-  interpretation: (row.interpretation as unknown as Interpretation | null) ?? null,
-});
+  interpretation,
+  outcome: interpretation ? outcomeOf(outputs, interpretation) : null,
+  };
+};
 
 export interface PredictionRepositoryOptions {
   /** Where rows are written (reads go through `db`). */
