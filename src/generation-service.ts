@@ -2,11 +2,12 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
 import { BadUserInputError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from './errors.ts';
-import type { ModelRepository, ModelVersion } from './inference/repository.ts';
+import type { ModelRepository } from './inference/repository.ts';
 import { createCausalLm } from './inference/causal-lm.ts';
 import { describeGenerator, type GeneratorInterface } from './inference/generator-interface.ts';
 import { sampleToken, seededRandom } from './inference/sampling.ts';
 import { Tokenizer } from './inference/tokenizer.ts';
+import type { ModelVersion } from './inference/types.ts';
 import type { EventBus } from './pubsub/event-bus.ts';
 import type { FinishReason, PredictionRecord, PredictionRepository } from './store/prediction-repository.ts';
 

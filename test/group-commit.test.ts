@@ -6,8 +6,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database as PrismaDatabase } from '../src/store/database.ts';
 import { createGroupCommit } from '../src/store/group-commit.ts';
-import { createPredictionRepository, type PredictionRecord } from '../src/store/prediction-repository.ts';
-import { openSqliteHistoryWriter, type HistoryWriter } from '../src/store/sqlite-history-writer.ts';
+import { createPredictionRepository, type HistoryWriter, type PredictionRecord } from '../src/store/prediction-repository.ts';
+import { openSqliteHistoryWriter } from '../src/store/sqlite-history-writer.ts';
 
 let file: string;
 let db: PrismaDatabase;

@@ -1,9 +1,8 @@
 import DataLoader from 'dataloader';
 import { performance } from 'node:perf_hooks';
-import type { BatchingOptions } from './batching-policy.ts';
-import type { ModelVersion } from './repository.ts';
 import { runAlone, runSession } from './run.ts';
-import { fromResults, toFeeds, type TensorData } from './tensors.ts';
+import { fromResults, toFeeds } from './tensors.ts';
+import type { BatchingOptions, ModelVersion, TensorData } from './types.ts';
 
 interface Job {
   tensors: TensorData[];

@@ -1,16 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import { BadUserInputError, type InputIssue } from '../errors.ts';
-import { DATATYPES, datatypeFromOrt, toNumbers, type TensorDatatype } from './datatypes.ts';
+import { DATATYPES, datatypeFromOrt, toNumbers } from './datatypes.ts';
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorSpec } from './repository.ts';
-
-/** A tensor as the API and the history carry it: row-major data as plain numbers. */
-export interface TensorData {
-  name: string;
-  datatype: TensorDatatype;
-  shape: number[];
-  data: number[];
-}
+import type { ModelVersion, TensorData, TensorSpec } from './types.ts';
 
 export interface PredictRequest {
   features?: readonly number[] | null;

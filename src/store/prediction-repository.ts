@@ -1,9 +1,8 @@
 import type { Interpretation } from '../inference/interpretation.ts';
-import type { TensorData } from '../inference/tensors.ts';
+import type { TensorData } from '../inference/types.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { Database } from './database.ts';
 import { createGroupCommit } from './group-commit.ts';
-import type { HistoryWriter } from './sqlite-history-writer.ts';
 import { decodeTensors, type StoredTensor } from './tensor-codec.ts';
 
 export type FinishReason = 'LENGTH' | 'STOP' | 'CANCELLED';
@@ -31,6 +30,14 @@ export interface PredictionRecord {
   generation?: GenerationRecord | null;
   /** What the outputs meant when the prediction was made (kind, main output, labels). */
   interpretation?: Interpretation | null;
+}
+
+/** Writes history rows; each call is one transaction (sqlite-history-writer.ts). */
+export interface HistoryWriter {
+  insert(records: readonly PredictionRecord[]): Promise<void>;
+  /** Reads a pragma on the writing connection (diagnostics and tests). */
+  pragma(name: string): unknown;
+  close(): void;
 }
 
 export interface PredictionFilter {
