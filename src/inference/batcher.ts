@@ -24,7 +24,7 @@ export function createBatcher(version: ModelVersion, options: BatchingOptions): 
     async (jobs) => {
       const dispatchedAt = performance.now();
       for (const job of jobs) version.stats.recordQueueDelay(dispatchedAt - job.enqueuedAt);
-      const results: Array<TensorData[] | Error> = new Array(jobs.length);
+      const results = new Array<TensorData[] | Error>(jobs.length);
       const groups = new Map<string, number[]>();
       jobs.forEach((job, i) => groups.set(job.signature, [...(groups.get(job.signature) ?? []), i]));
       await Promise.all(

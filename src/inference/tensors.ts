@@ -98,7 +98,7 @@ function inputTensors(version: ModelVersion, inputs: ReadonlyArray<Readonly<Tens
     if (!seen.has(name) && !inputs.some((t) => t.name === name)) issues.add(['input', 'inputs'], `missing input \`${name}\``);
   }
   // The data arrays are the request's own (fresh from GraphQL's variable coercion): no copy.
-  return inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [...t.shape], data: t.data as number[] }));
+  return inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [...t.shape], data: t.data }));
 }
 
 function checkShape(tensor: Readonly<TensorData>, spec: TensorSpec, shapePath: Array<string | number>, dataPath: Array<string | number>, issues: IssueList): void {
