@@ -39,7 +39,8 @@ const yoga = createYoga({
   graphiql: false,
 });
 
-const server = createServer(yoga);
+// Yoga answers every request itself, errors included; its promise only says when.
+const server = createServer((req, res) => void yoga(req, res));
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo;
   console.log(JSON.stringify({ msg: 'listening', port }));

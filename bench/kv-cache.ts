@@ -19,7 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { createCausalLm, stepFeeds } from '../src/inference/causal-lm.ts';
 import { describeGenerator } from '../src/inference/generator-interface.ts';
 import { manifestSchema } from '../src/inference/manifest.ts';
-import type { ModelVersion, TensorSpec } from '../src/inference/repository.ts';
+import type { ModelVersion, TensorSpec } from '../src/inference/types.ts';
 import { VersionStats } from '../src/inference/stats.ts';
 import { characters, gptGraph, type GptOptions } from '../test/helpers/gpt-model.ts';
 import { round } from './load.ts';

@@ -87,14 +87,14 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     }),
   );
   let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += String(chunk)));
+  child.stderr.on('data', (chunk) => (stderr += String(chunk)));
   const lines: Array<Record<string, unknown>> = [];
 
   try {
     // stdout is read to the end (not just to the listening line) so the pipe never fills up.
     const port = await withTimeout(
       new Promise<number>((resolve, reject) => {
-        createInterface({ input: child.stdout! }).on('line', (line) => {
+        createInterface({ input: child.stdout }).on('line', (line) => {
           const entry = parseLine(line);
           lines.push(entry);
           if (entry.msg === 'listening' && typeof entry.port === 'number') resolve(entry.port);

@@ -68,17 +68,17 @@ export async function countReadStatements(repoRoot: string, rows = 120): Promise
   const app = await createApp(config, { log, onQuery: (sql) => statements.push(sql) });
   try {
     await app.modelsLoaded;
-    const post = async (body: string) => {
+    const post = async <T>(body: string) => {
       const res = await app.yoga.fetch('http://yoga/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
       const text = await res.text();
       if (res.status !== 200 || text.includes('"errors"')) throw new Error(`in-process request failed: HTTP ${res.status} ${text.slice(0, 300)}`);
-      return JSON.parse(text) as { data: Record<string, any> };
+      return JSON.parse(text) as { data: T };
     };
     for (let i = 0; i < rows; i++) await post(PREDICT_BODY);
     // Let any statement logged after the last response arrive before counting from zero.
     await new Promise((r) => setTimeout(r, 50));
     statements.length = 0;
-    const answer = await post(JSON.stringify({ query: READ_QUERY }));
+    const answer = await post<{ predictions: { edges: unknown[] } }>(JSON.stringify({ query: READ_QUERY }));
     await new Promise((r) => setTimeout(r, 50));
     return { inserted: rows, edges: answer.data.predictions.edges.length, statements: statements.length, sql: [...statements] };
   } finally {

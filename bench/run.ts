@@ -122,7 +122,8 @@ function countPredictions(dbFile: string): number {
  */
 export function startCommand(): { nodeArgs: string[]; script: string } {
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
-  const start: string = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start;
+  const { scripts } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const start = scripts.start;
   const words = start.trim().split(/\s+/);
   if (words[0] !== 'node' || words.length < 2) throw new Error(`unexpected start script: ${start}`);
   return { nodeArgs: words.slice(1, -1), script: words.at(-1)! };

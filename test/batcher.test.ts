@@ -2,9 +2,9 @@ import { pino } from 'pino';
 import type * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBatcher } from '../src/inference/batcher.ts';
-import { ModelRepository, type ModelVersion } from '../src/inference/repository.ts';
+import { ModelRepository } from '../src/inference/repository.ts';
 import { runAlone } from '../src/inference/run.ts';
-import type { TensorData } from '../src/inference/tensors.ts';
+import type { ModelVersion, TensorData } from '../src/inference/types.ts';
 
 let models: ModelRepository;
 let iris: ModelVersion;
@@ -20,7 +20,7 @@ beforeAll(async () => {
   session.run = ((feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
     runRows.push(feeds.features!.dims[0]!);
     return (run as (...args: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(feeds, ...rest);
-  }) as typeof session.run;
+  });
 });
 afterAll(() => models.close());
 

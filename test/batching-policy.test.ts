@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decideBatching } from '../src/inference/batching-policy.ts';
-import type { TensorSpec } from '../src/inference/repository.ts';
+import type { TensorSpec } from '../src/inference/types.ts';
 
 /** A spec as specOf builds it: a number is fixed, a string named, null dynamic and unnamed. */
 const spec = (name: string, dims: Array<number | string | null>): TensorSpec => ({

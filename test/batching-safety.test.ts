@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBatcher } from '../src/inference/batcher.ts';
 import { runAlone } from '../src/inference/run.ts';
-import type { TensorData } from '../src/inference/tensors.ts';
+import type { TensorData } from '../src/inference/types.ts';
 import { startGateway, type GraphQLResponse, type TestGateway } from './helpers/gateway.ts';
 import { writeAdderModel, writeLayerStateModel, writeRowMixerModel, writeScaleModel } from './helpers/onnx-models.ts';
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCausalLm, stepFeeds } from '../src/inference/causal-lm.ts';
 import { describeGenerator, type GeneratorInterface } from '../src/inference/generator-interface.ts';
 import { manifestSchema } from '../src/inference/manifest.ts';
-import type { ModelVersion, TensorSpec } from '../src/inference/repository.ts';
+import type { ModelVersion, TensorSpec } from '../src/inference/types.ts';
 import { VersionStats } from '../src/inference/stats.ts';
 import { characters, gptGraph, gptWeights } from './helpers/gpt-model.ts';
 import { referenceLogits } from './helpers/gpt-reference.ts';

@@ -3,7 +3,7 @@ import { classScores, interpretationOf, regressionValue } from '../src/inference
 import { manifestSchema } from '../src/inference/manifest.ts';
 import { sampleToken, seededRandom } from '../src/inference/sampling.ts';
 import { Tokenizer } from '../src/inference/tokenizer.ts';
-import type { TensorData } from '../src/inference/tensors.ts';
+import type { TensorData } from '../src/inference/types.ts';
 
 const tensor = (name: string, shape: number[], data: number[]): TensorData => ({ name, datatype: 'FP32', shape, data });
 

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database as PrismaDatabase } from '../src/store/database.ts';
 import { createGroupCommit } from '../src/store/group-commit.ts';
 import type { PredictionRecord } from '../src/serving/records.ts';
-import { createPredictionRepository } from '../src/store/prediction-repository.ts';
-import { openSqliteHistoryWriter, type HistoryWriter } from '../src/store/sqlite-history-writer.ts';
+import { createPredictionRepository, type HistoryWriter } from '../src/store/prediction-repository.ts';
+import { openSqliteHistoryWriter } from '../src/store/sqlite-history-writer.ts';
 
 let file: string;
 let db: PrismaDatabase;

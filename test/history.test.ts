@@ -125,7 +125,7 @@ describe('SQL statements per operation', () => {
     expect(res.body.errors).toBeUndefined();
     expect(statements).toHaveLength(1);
     expect(statements[0]).toMatch(/^SELECT/);
-    const found = Object.values(res.body.data) as Array<{ id: string } | null>;
+    const found = Object.values<{ id: string } | null>(res.body.data);
     expect(found.map((p) => p?.id ?? null)).toEqual([...wanted, null]);
   });
 

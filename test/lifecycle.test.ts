@@ -21,7 +21,7 @@ describe('process lifecycle', () => {
     const socket = connect(Number(port), '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     let response = '';
-    socket.on('data', (chunk) => (response += chunk));
+    socket.on('data', (chunk) => (response += String(chunk)));
     const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     // `Expect: 100-continue`: the server answers 100 once it has the request, so the signal
     // below certainly finds it in flight.

@@ -103,7 +103,7 @@ describe('predict', () => {
   });
 
   it('limits scores with `top`', async () => {
-    const res = await gw.gql(`mutation { predict(input: { model: "digits", features: [${firstRow('digits')}] }) { scores(top: 3) { label } } }`);
+    const res = await gw.gql(`mutation { predict(input: { model: "digits", features: [${firstRow('digits').join(',')}] }) { scores(top: 3) { label } } }`);
     expect(res.body.data.predict.scores).toHaveLength(3);
   });
 });

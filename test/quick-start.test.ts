@@ -17,7 +17,7 @@ describe('npm start', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const lines: Array<Record<string, any>> = [];
     const url = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
         const entry = JSON.parse(line);
         lines.push(entry);
         if (entry.msg === 'listening') resolve(entry.url);

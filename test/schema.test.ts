@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { buildSchema, GraphQLObjectType, type GraphQLNamedType } from 'graphql';
+import { buildSchema, GraphQLObjectType } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { printedSchema } from '../src/schema/print.ts';
 
@@ -11,7 +11,7 @@ describe('schema', () => {
   it('describes every type and field', () => {
     const schema = buildSchema(printedSchema());
     const undocumented: string[] = [];
-    for (const type of Object.values(schema.getTypeMap()) as GraphQLNamedType[]) {
+    for (const type of Object.values(schema.getTypeMap())) {
       if (type.name.startsWith('__') || ['String', 'Int', 'Float', 'Boolean', 'ID'].includes(type.name)) continue;
       if (!type.description) undocumented.push(type.name);
       if (type instanceof GraphQLObjectType || 'getFields' in type) {

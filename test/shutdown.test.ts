@@ -13,7 +13,8 @@ const ready = (url: string) => waitFor(async () => (await fetch(`${url}/readyz`)
 async function openGraphqlWs(url: string) {
   const socket = new WebSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
   const messages: any[] = [];
-  socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+  // Text frames arrive as one Buffer (ws's default binaryType).
+  socket.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString())));
   await new Promise((resolve) => socket.once('open', resolve));
   socket.send(JSON.stringify({ type: 'connection_init' }));
   await waitFor(async () => messages.some((m) => m.type === 'connection_ack'));

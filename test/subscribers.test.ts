@@ -61,7 +61,10 @@ describe('subscribers at scale', () => {
     stalled.resume();
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
-        if (stalled.events.at(-1)?.data?.predictionCreated.id === ids.at(-1)) clearInterval(check), resolve();
+        if (stalled.events.at(-1)?.data?.predictionCreated.id === ids.at(-1)) {
+          clearInterval(check);
+          resolve();
+        }
       }, 5);
     });
     const received = stalled.events.map((e) => e.data!.predictionCreated.id);

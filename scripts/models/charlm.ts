@@ -204,8 +204,8 @@ export function trainCharNgram(
   // highest order uses raw counts; lower orders count distinct left neighbours
   // (continuation counts), except for n-grams starting with bos, which cannot be
   // extended to the left and keep their raw counts.
-  const counts: Map<number, Map<number, number>>[] = Array.from({ length: N }, () => new Map());
-  const contextTotals: Map<number, number>[] = Array.from({ length: N }, () => new Map());
+  const counts = Array.from({ length: N }, () => new Map<number, Map<number, number>>());
+  const contextTotals = Array.from({ length: N }, () => new Map<number, number>());
   const seenExtension = Array.from({ length: N }, () => new Set<number>());
   for (const seq of train) {
     for (let t = 1; t < seq.length; t++) {
@@ -220,7 +220,7 @@ export function trainCharNgram(
           seenExtension[L]!.add(extension);
         }
         let successors = counts[L]!.get(h);
-        if (!successors) counts[L]!.set(h, (successors = new Map()));
+        if (!successors) counts[L]!.set(h, (successors = new Map<number, number>()));
         successors.set(w, (successors.get(w) ?? 0) + 1);
       }
     }

@@ -1,9 +1,8 @@
 import DataLoader from 'dataloader';
 import { performance } from 'node:perf_hooks';
-import type { BatchingOptions } from './batching-policy.ts';
-import type { ModelVersion } from './repository.ts';
 import { runAlone, runSession } from './run.ts';
-import { fromResults, toFeeds, type TensorData } from './tensors.ts';
+import { fromResults, toFeeds } from './tensors.ts';
+import type { BatchingOptions, ModelVersion, TensorData } from './types.ts';
 
 interface Job {
   tensors: TensorData[];
@@ -25,7 +24,7 @@ export function createBatcher(version: ModelVersion, options: BatchingOptions): 
     async (jobs) => {
       const dispatchedAt = performance.now();
       for (const job of jobs) version.stats.recordQueueDelay(dispatchedAt - job.enqueuedAt);
-      const results: Array<TensorData[] | Error> = new Array(jobs.length);
+      const results = new Array<TensorData[] | Error>(jobs.length);
       const groups = new Map<string, number[]>();
       jobs.forEach((job, i) => groups.set(job.signature, [...(groups.get(job.signature) ?? []), i]));
       await Promise.all(

@@ -1,34 +1,7 @@
 import type { Manifest } from './manifest.ts';
-import type { TensorSpec } from './repository.ts';
-
-/** Dynamic batching settings of one model version (Triton's max_batch_size / max_queue_delay). */
-export interface BatchingOptions {
-  /** Rows per stacked ONNX run at most. 0 or 1: no batching. */
-  maxBatchSize: number;
-  /**
-   * How long the first request of a batch waits for company, in ms. 0 waits only until
-   * the current event-loop turn ends: requests that arrived together run together, and
-   * a lone request pays nothing.
-   */
-  maxQueueDelayMs: number;
-}
+import type { BatchingDecision, BatchingOptions, TensorSpec } from './types.ts';
 
 export const DEFAULT_BATCHING: BatchingOptions = { maxBatchSize: 64, maxQueueDelayMs: 0 };
-
-/** Whether a version's requests are stacked, and why; `maxBatchSize` and `maxQueueDelayMs` are 0 when off. */
-export interface BatchingDecision extends BatchingOptions {
-  enabled: boolean;
-  /** A sentence a user can act on, e.g. "input `x` has an unnamed first dimension". */
-  reason: string;
-  /**
-   * The model declares one batch dimension (every input and output has the same symbolic
-   * first dimension, or model.json turns batching on): every input of a request must then
-   * have the same first dimension, and a request that disagrees is refused.
-   */
-  rowsMustAgree: boolean;
-  /** Set when model.json asks for batching that the model's shapes do not allow: worth a warning. */
-  warning?: string;
-}
 
 interface Shapes {
   inputs: readonly TensorSpec[];

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelNotReadyError } from '../errors.ts';
 import type { GeneratorInterface } from './generator-interface.ts';
-import type { ModelVersion } from './repository.ts';
+import type { ModelVersion } from './types.ts';
 import { runSession } from './run.ts';
 
 /** One decoding session on a GENERATOR version: each call is one ONNX run and returns the last position's logits. */

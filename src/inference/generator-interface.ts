@@ -1,5 +1,5 @@
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorSpec } from './repository.ts';
+import type { ModelVersion, TensorSpec } from './types.ts';
 
 /**
  * One key or value cache of a "decoder with past" export (Hugging Face Optimum): input

@@ -1,5 +1,5 @@
 import type { Manifest, ModelKind } from './manifest.ts';
-import type { TensorData } from './tensors.ts';
+import type { TensorData } from './types.ts';
 
 /**
  * What a prediction's outputs meant when it was made: the manifest's kind, the output

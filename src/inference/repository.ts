@@ -4,51 +4,14 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { ModelNotFoundError, ModelNotReadyError } from '../errors.ts';
-import { datatypeFromOrt, type TensorDatatype } from './datatypes.ts';
+import { datatypeFromOrt } from './datatypes.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
 import { createBatcher } from './batcher.ts';
-import { decideBatching, type BatchingDecision } from './batching-policy.ts';
+import { decideBatching } from './batching-policy.ts';
 import { checkGenerator } from './generator-interface.ts';
 import { VersionStats } from './stats.ts';
-import type { TensorData } from './tensors.ts';
+import type { Model, ModelVersion, TensorSpec } from './types.ts';
 import { warmUp } from './warmup.ts';
-
-export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
-
-/** An input or output as the ONNX session reports it; dynamic dimensions are -1. */
-export interface TensorSpec {
-  name: string;
-  datatype: TensorDatatype;
-  shape: number[];
-  /** The symbolic name of each dimension (e.g. "batch"); null for a fixed or unnamed one. */
-  dimNames: Array<string | null>;
-  featureNames?: string[];
-}
-
-export interface ModelVersion {
-  readonly modelName: string;
-  readonly version: number;
-  readonly path: string;
-  status: ModelStatus;
-  error?: string;
-  loadedAt?: Date;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  session?: ort.InferenceSession;
-  /** Counters since start-up. */
-  stats: VersionStats;
-  /** Whether requests are stacked and why; set once the session is loaded. */
-  batching?: BatchingDecision;
-  /** Dynamic batching, when `batching` is enabled. */
-  batcher?: (tensors: TensorData[]) => Promise<TensorData[]>;
-}
-
-export interface Model {
-  readonly name: string;
-  readonly manifest: Manifest;
-  /** Versions in ascending order. */
-  readonly versions: ModelVersion[];
-}
 
 /** The version served when a request names none: the manifest's, else the newest READY one, else the newest. */
 export function defaultVersionOf(model: Model): ModelVersion | undefined {

@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
-import type { ModelVersion } from './repository.ts';
-import { fromResults, toFeeds, type TensorData } from './tensors.ts';
+import { fromResults, toFeeds } from './tensors.ts';
+import type { ModelVersion, TensorData } from './types.ts';
 
 /** One ONNX run on a READY version; every inference goes through here so runs are counted. */
 export function runSession(version: ModelVersion, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {

@@ -1,16 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import { BadUserInputError, type InputIssue } from '../errors.ts';
-import { DATATYPES, datatypeFromOrt, toNumbers, type TensorDatatype } from './datatypes.ts';
+import { DATATYPES, datatypeFromOrt, toNumbers } from './datatypes.ts';
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorSpec } from './repository.ts';
-
-/** A tensor as the API and the history carry it: row-major data as plain numbers. */
-export interface TensorData {
-  name: string;
-  datatype: TensorDatatype;
-  shape: number[];
-  data: number[];
-}
+import type { ModelVersion, TensorData, TensorSpec } from './types.ts';
 
 export interface PredictRequest {
   features?: readonly number[] | null;
@@ -106,7 +98,7 @@ function inputTensors(version: ModelVersion, inputs: ReadonlyArray<Readonly<Tens
     if (!seen.has(name) && !inputs.some((t) => t.name === name)) issues.add(['input', 'inputs'], `missing input \`${name}\``);
   }
   // The data arrays are the request's own (fresh from GraphQL's variable coercion): no copy.
-  return inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [...t.shape], data: t.data as number[] }));
+  return inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: [...t.shape], data: t.data }));
 }
 
 function checkShape(tensor: Readonly<TensorData>, spec: TensorSpec, shapePath: Array<string | number>, dataPath: Array<string | number>, issues: IssueList): void {

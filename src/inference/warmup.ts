@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { DATATYPES } from './datatypes.ts';
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorSpec } from './repository.ts';
+import type { ModelVersion, TensorSpec } from './types.ts';
 
 type WarmupInput = NonNullable<Manifest['warmup']>['inputs'][number];
 

@@ -41,6 +41,9 @@ const SIZE_OF: { [T in keyof Events]: (payload: Events[T]) => number } = {
   'prediction.created': approximateBytes,
 };
 
+/** A subscriber's queue; a topic's set holds queues of that topic's payload only. */
+type Queue = ReturnType<typeof createSubscriberQueue<Events[keyof Events]>>;
+
 /**
  * In-process fan-out: the event target carries each event once, to one listener per
  * topic (so a thousand subscribers are one listener, not a thousand, on a distributed
@@ -50,7 +53,7 @@ export function createEventBus(options: EventBusOptions = {}): EventBus {
   const target = options.eventTarget ?? new EventTarget();
   const maxEvents = options.bufferSize ?? 1024;
   const maxBytes = options.bufferBytes ?? 16 * 1024 * 1024;
-  const subscribers = new Map<keyof Events, Set<ReturnType<typeof createSubscriberQueue<any>>>>();
+  const subscribers = new Map<keyof Events, Set<Queue>>();
   const listeners = new Map<keyof Events, (event: Event) => void>();
 
   return {
@@ -60,7 +63,7 @@ export function createEventBus(options: EventBusOptions = {}): EventBus {
     subscribe<T extends keyof Events>(topic: T) {
       let set = subscribers.get(topic);
       if (!set) {
-        const fanOut = new Set<ReturnType<typeof createSubscriberQueue<any>>>();
+        const fanOut = new Set<Queue>();
         const listener = (event: Event) => {
           for (const queue of fanOut) queue.push((event as CustomEvent<Events[T]>).detail);
         };

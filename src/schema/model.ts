@@ -1,6 +1,6 @@
 import { MODEL_KINDS } from '../inference/manifest.ts';
-import type { BatchingDecision } from '../inference/batching-policy.ts';
-import { defaultVersionOf, type Model, type ModelVersion } from '../inference/repository.ts';
+import { defaultVersionOf } from '../inference/repository.ts';
+import type { BatchingDecision, Model, ModelVersion } from '../inference/types.ts';
 import type { VersionStats } from '../inference/stats.ts';
 import { builder } from './builder.ts';
 import { TensorSpecRef } from './tensor.ts';

@@ -1,6 +1,5 @@
 import { TENSOR_DATATYPES } from '../inference/datatypes.ts';
-import type { TensorSpec } from '../inference/repository.ts';
-import type { TensorData } from '../inference/tensors.ts';
+import type { TensorData, TensorSpec } from '../inference/types.ts';
 import { builder } from './builder.ts';
 
 const NUMBERS_NOTE =

@@ -1,5 +1,5 @@
 import type { Interpretation, Outcome } from '../inference/interpretation.ts';
-import type { TensorData } from '../inference/tensors.ts';
+import type { TensorData } from '../inference/types.ts';
 
 /** The domain records of the serving layer: what a prediction is, whatever stores it or carries it. */
 

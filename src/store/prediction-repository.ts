@@ -1,12 +1,19 @@
 import { outcomeOf, type Interpretation } from '../inference/interpretation.ts';
-import type { TensorData } from '../inference/tensors.ts';
+import type { TensorData } from '../inference/types.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { PredictionFilter, PredictionPage, PredictionStore } from '../serving/prediction-store.ts';
 import type { GenerationRecord, PredictionRecord } from '../serving/records.ts';
 import type { Database } from './database.ts';
 import { createGroupCommit } from './group-commit.ts';
-import type { HistoryWriter } from './sqlite-history-writer.ts';
 import { decodeTensors, type StoredTensor } from './tensor-codec.ts';
+
+/** Writes history rows; each call is one transaction (sqlite-history-writer.ts). */
+export interface HistoryWriter {
+  insert(records: readonly PredictionRecord[]): Promise<void>;
+  /** Reads a pragma on the writing connection (diagnostics and tests). */
+  pragma(name: string): unknown;
+  close(): void;
+}
 
 export type PredictionRepository = ReturnType<typeof createPredictionRepository>;
 

@@ -1,14 +1,7 @@
 import Database from 'better-sqlite3';
 import type { PredictionRecord } from '../serving/records.ts';
+import type { HistoryWriter } from './prediction-repository.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
-
-/** Writes history rows; each call is one transaction. */
-export interface HistoryWriter {
-  insert(records: readonly PredictionRecord[]): Promise<void>;
-  /** Reads a pragma on the writing connection (diagnostics and tests). */
-  pragma(name: string): unknown;
-  close(): void;
-}
 
 export interface SqliteHistoryWriterOptions {
   /**

@@ -1,5 +1,5 @@
 import { DATATYPES, toNumbers } from '../inference/datatypes.ts';
-import type { TensorData } from '../inference/tensors.ts';
+import type { TensorData } from '../inference/types.ts';
 
 /**
  * A tensor as the history stores it: `data` as JSON numbers, or `base64`: the elements'

@@ -40,7 +40,7 @@ export class TensorVariables {
     const nullable = getNullableType(type);
     if (isListType(nullable)) {
       if (!Array.isArray(value)) return value;
-      const item = getNullableType(nullable.ofType) as GraphQLInputType;
+      const item = getNullableType(nullable.ofType);
       if (getNamedType(item).name === 'Float' && !isListType(item)) return this.swapFloats(value);
       for (let i = 0; i < value.length; i++) value[i] = this.swap(value[i], item);
       return value;
@@ -87,5 +87,5 @@ export function useTensorVariables(): Plugin<{ tensorVariables: TensorVariables 
     const operation = args.operationName ? operations.find((o) => o.name?.value === args.operationName) : operations.length === 1 ? operations[0] : undefined;
     swapTensorVariables(args.schema, operation, args.variableValues as Record<string, unknown> | undefined, args.contextValue.tensorVariables);
   };
-  return { onExecute: swapIn, onSubscribe: swapIn } as Plugin<{ tensorVariables: TensorVariables }>;
+  return { onExecute: swapIn, onSubscribe: swapIn };
 }

@@ -1,5 +1,5 @@
-import type { Server } from 'node:http';
-import { getOperationAST, type ExecutionArgs, type GraphQLError } from 'graphql';
+import type { IncomingMessage, Server } from 'node:http';
+import { getOperationAST, OperationTypeNode, type execute, type ExecutionArgs, type GraphQLError, type GraphQLSchema, type parse, type subscribe, type validate } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
@@ -7,7 +7,15 @@ import { WebSocketServer } from 'ws';
 import { requestIdFor } from '../observability/request-id.ts';
 import { createOperationTracker } from './operation-tracker.ts';
 
-type Enveloped = ReturnType<YogaServerInstance<any, any>['getEnveloped']>;
+/** Envelop types its phases `any` (it serves every graphql-js version); these are graphql-js 16's. */
+interface Enveloped {
+  schema: GraphQLSchema;
+  parse: typeof parse;
+  validate: typeof validate;
+  execute: typeof execute;
+  subscribe: typeof subscribe;
+  contextFactory: () => unknown;
+}
 
 /**
  * graphql-transport-ws (graphql-ws) on the HTTP server's `/graphql` path, running each
@@ -18,15 +26,15 @@ type Enveloped = ReturnType<YogaServerInstance<any, any>['getEnveloped']>;
  * result is sent, so shutdown can let them finish (`idle`) before `close` ends every
  * subscription and socket. Subscriptions are not tracked: shutdown ends them.
  */
-export function attachWebSocket(
+export function attachWebSocket<TServerContext extends object, TUserContext extends object>(
   server: Server,
-  yoga: YogaServerInstance<any, any>,
+  yoga: YogaServerInstance<TServerContext, TUserContext>,
   log: Logger,
   options: { /** Largest message accepted; a bigger one closes the socket with 1009. */ maxPayload: number },
 ): { close: () => Promise<void>; idle: () => Promise<void>; operations: () => number; sockets: () => number } {
   const operations = createOperationTracker();
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: options.maxPayload });
-  const disposable = useServer<Record<string, unknown> | undefined, { request: import('node:http').IncomingMessage }>(
+  const disposable = useServer<Record<string, unknown> | undefined, { request: IncomingMessage }>(
     {
       execute: (args) => (args.rootValue as { execute: Enveloped['execute'] }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: Enveloped['subscribe'] }).subscribe(args),
@@ -38,7 +46,7 @@ export function attachWebSocket(
           socket: ctx.extra.socket,
           params: payload,
           requestId: requestIdFor(ctx.extra.request),
-        });
+        }) as Enveloped;
         let document;
         try {
           document = parse(payload.query);
@@ -46,7 +54,7 @@ export function attachWebSocket(
           operations.end(ctx, id);
           return [error as GraphQLError];
         }
-        if (getOperationAST(document, payload.operationName)?.operation === 'subscription') operations.end(ctx, id);
+        if (getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION) operations.end(ctx, id);
         const errors = validate(schema, document);
         if (errors.length > 0) {
           operations.end(ctx, id);

@@ -42,7 +42,7 @@ export function subscribeWs<T = any>(client: Client, query: string, variables?: 
   const done = new Promise<void>((resolve, reject) => {
     unsubscribe = client.subscribe<T>(
       { query, variables },
-      { next: (e) => c.push(e), error: (e) => (Array.isArray(e) ? (c.push({ errors: e }), resolve()) : reject(e)), complete: resolve },
+      { next: (e) => c.push(e), error: (e) => (Array.isArray(e) ? (c.push({ errors: e }), resolve()) : reject(e instanceof Error ? e : new Error('subscription failed', { cause: e }))), complete: resolve },
     );
   });
   return { ...c, done, unsubscribe };
