@@ -191,12 +191,8 @@ const PredictInputRef = builder.inputType('PredictInput', {
     }),
     inputs: t.field({ type: [TensorInputRef], description: 'General form: every input tensor of the model.' }),
   }),
-  validate: z
-    // loose: the validated value replaces the input, so every other field must pass through.
-    .looseObject({ features: z.array(z.number()).nullish(), inputs: z.array(z.unknown()).nullish() })
-    .refine((input) => (input.features == null) !== (input.inputs == null), {
-      error: 'give exactly one of `features` or `inputs`',
-    }),
+  // "Exactly one of features or inputs" is the domain's rule (inference/tensors.ts), checked
+  // once there for every caller, GraphQL or not.
 });
 
 builder.mutationFields((t) => ({
