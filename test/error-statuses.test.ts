@@ -5,6 +5,7 @@ import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeRawSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { writeGptModel } from './helpers/gpt-model.ts';
 import { watchGenerations } from './helpers/observe.ts';
 
 // The status line of each error over the real transports: HTTP (both media types), SSE, and
@@ -22,6 +23,8 @@ beforeAll(async () => {
   cpSync(join('models', 'iris'), join(repo, 'iris'), { recursive: true });
   mkdirSync(join(repo, 'broken', '1'), { recursive: true });
   writeFileSync(join(repo, 'broken', '1', 'model.onnx'), 'this is not an ONNX file');
+  // Generators whose first decoding step fails (logits wider than the vocabulary): one per transport.
+  for (const name of ['wide_sse', 'wide_ws']) writeGptModel(repo, name, { vocab: 24, layers: 1, heads: 2, headDim: 4, seed: 5, dynamicVocab: true }, 20);
   gw = await startGateway({ modelRepository: repo, env: { MAX_GENERATIONS: '1' } });
   ws = wsClient(gw.url);
 });
@@ -122,6 +125,21 @@ describe('other codes', () => {
       expect(res.status).toBe(status);
       expect(res.body).toEqual({ errors: [{ message: 'Aliases limit of 50 exceeded, found 51.', extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
     }
+  });
+});
+
+describe('a GatewayError from a running stream', () => {
+  it('reaches SSE and WebSocket clients as an error event with its code (the status line was 200)', async () => {
+    const failed = (model: string) => ({ code: 'MODEL_NOT_READY', model, version: 1, status: 'FAILED' });
+    const wide = (model: string) => ({ input: { model, prompt: 'abc', maxTokens: 5 } });
+    const sse = subscribeRawSse(gw.url, GENERATE_SUB, wide('wide_sse'));
+    expect((await sse.connected).status).toBe(200);
+    await sse.done;
+    expect(sse.events).toEqual([{ errors: [expect.objectContaining({ extensions: failed('wide_sse') })] }]);
+
+    const sub = subscribeWs(ws, GENERATE_SUB, wide('wide_ws'));
+    await sub.done;
+    expect(sub.events).toEqual([{ errors: [expect.objectContaining({ extensions: failed('wide_ws') })] }]);
   });
 });
 

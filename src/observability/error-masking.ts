@@ -3,7 +3,7 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import { maskError as yogaMaskError, type Plugin, type YogaServerOptions } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.ts';
-import { gatewayGraphQLError } from './use-gateway-errors.ts';
+import { gatewayErrorIn, gatewayGraphQLError } from './use-gateway-errors.ts';
 
 /**
  * Expected: a GatewayError, or a GraphQLError that graphql-js or Yoga raised (parse,
@@ -55,11 +55,17 @@ export function useErrorMasking(log: Logger): Plugin<{ requestId?: string }> {
   };
 }
 
-/** Yoga's masking, for what escapes execution (context creation, plugins): logged, masked, with a fresh id. */
+/**
+ * Yoga's masking, for what escapes execution (context creation, plugins, a subscription's
+ * stream failing mid-way): GatewayErrors get their code, the rest is logged and masked with a fresh id.
+ */
 export function fallbackMasking(log: Logger): NonNullable<YogaServerOptions<object, object>['maskedErrors']> {
   return {
     maskError(error, _message, isDev) {
-      if (error instanceof GatewayError) return gatewayGraphQLError(error, undefined, true);
+      // Thrown as is while building the context (before any response: the status line is
+      // free); or wrapped by the executor, from a subscription's stream after its first event.
+      const gateway = gatewayErrorIn(error);
+      if (gateway) return gatewayGraphQLError(gateway, isGraphQLError(error) ? error : undefined, gateway === error);
       if (isExpected(error)) return error as Error;
       return masked(error, 'none', log, isDev);
     },

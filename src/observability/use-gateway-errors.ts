@@ -20,6 +20,10 @@ import { GatewayError } from '../errors.ts';
  *   name), the shape of every other input error, and keep Yoga's status 400.
  * - GraphQL Armor's limit rejections become GRAPHQL_VALIDATION_FAILED with the status of any
  *   validation error (400 for `application/graphql-response+json`, 200 for `application/json`).
+ *
+ * Register it after useErrorMasking, which lets GatewayErrors through. GatewayErrors that escape
+ * execution (context creation, a subscription's stream failing mid-way) reach Yoga's masking,
+ * where fallbackMasking gives them the same shape through `gatewayGraphQLError`.
  */
 export function useGatewayErrors(): Plugin {
   return {
@@ -69,8 +73,9 @@ export function gatewayGraphQLError(error: GatewayError, located?: GraphQLError,
 /** Yoga's HTTP context has the fetch `Request`; graphql-ws operations (transport/websocket.ts) do not. */
 const isHttp = (context: unknown): boolean => typeof context === 'object' && context !== null && 'request' in context;
 
-function gatewayErrorIn(error: Error | null | undefined): GatewayError | undefined {
-  for (let e = error; e; e = e instanceof GraphQLError ? e.originalError : undefined) if (e instanceof GatewayError) return e;
+/** The GatewayError behind `error` (itself, or what the GraphQLErrors wrapping it were made from). */
+export function gatewayErrorIn(error: unknown): GatewayError | undefined {
+  for (let e = error; e instanceof Error; e = e instanceof GraphQLError ? e.originalError : undefined) if (e instanceof GatewayError) return e;
   return undefined;
 }
 
