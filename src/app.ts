@@ -9,7 +9,7 @@ import { ModelRepository } from './inference/repository.ts';
 import { fallbackMasking, useErrorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
-import { useErrorCodes } from './observability/use-error-codes.ts';
+import { useGatewayErrors } from './observability/use-gateway-errors.ts';
 import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
@@ -130,7 +130,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       ...armor.protect().plugins,
       useTensorVariables(),
       useErrorMasking(log),
-      useErrorCodes(),
+      useGatewayErrors(),
       useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1') }),
     ],
   });

@@ -1,10 +1,17 @@
-import { GraphQLError } from 'graphql';
-
 /**
- * Expected errors: the client may see them, with `extensions.code`. Anything else
- * thrown in a resolver is masked (see observability/error-masking.ts).
+ * Expected errors: what went wrong, in terms any caller can act on, with no transport in
+ * them. The GraphQL layer (observability/use-gateway-errors.ts) turns them into
+ * `extensions.code` plus `details`, and puts `httpStatus` on the status line where GraphQL
+ * over HTTP allows; a CLI or batch worker reads the same fields. Anything else thrown is
+ * unexpected and masked (observability/error-masking.ts).
  */
-export type ErrorCode = 'BAD_USER_INPUT' | 'MODEL_NOT_FOUND' | 'MODEL_NOT_READY' | 'TOO_MANY_REQUESTS' | 'SERVICE_UNAVAILABLE';
+export type ErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'MODEL_NOT_FOUND'
+  | 'MODEL_NOT_READY'
+  | 'TOO_MANY_REQUESTS'
+  | 'SERVICE_UNAVAILABLE'
+  | 'PAYLOAD_TOO_LARGE';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -12,22 +19,35 @@ export interface InputIssue {
   message: string;
 }
 
-export class GatewayError extends GraphQLError {
+export class GatewayError extends Error {
+  override readonly name: string = 'GatewayError';
+  /** Machine-readable kind; clients switch on it (`extensions.code` in GraphQL). */
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
-    super(message, { extensions: { code, ...extensions } });
+  /** The HTTP status this error means (4xx: the request, 5xx or 429: the server, retry later). */
+  readonly httpStatus: number;
+  /** What the client needs beyond the message (`issues`, `model`, `limit`…); JSON values only. */
+  readonly details: Readonly<Record<string, unknown>>;
+  /** Seconds after which the same request can succeed, when the error is about capacity. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, httpStatus: number, message: string, details: Record<string, unknown> = {}, retryAfterSeconds?: number) {
+    super(message);
     this.code = code;
+    this.httpStatus = httpStatus;
+    this.details = details;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 
 /** The request is wrong; `issues` lists every problem found, not just the first. */
 export class BadUserInputError extends GatewayError {
+  override readonly name = 'BadUserInputError';
   readonly issues: readonly InputIssue[];
   constructor(issues: readonly InputIssue[]) {
     const first = issues[0];
     const summary = first ? `${formatPath(first.path)}: ${first.message}` : 'invalid input';
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-    super('BAD_USER_INPUT', `Invalid input: ${summary}${more}`, {
+    super('BAD_USER_INPUT', 400, `Invalid input: ${summary}${more}`, {
       issues: issues.map((i) => ({ path: [...i.path], message: i.message })),
     });
     this.issues = issues;
@@ -35,9 +55,11 @@ export class BadUserInputError extends GatewayError {
 }
 
 export class ModelNotFoundError extends GatewayError {
+  override readonly name = 'ModelNotFoundError';
   constructor(model: string, version?: number) {
     super(
       'MODEL_NOT_FOUND',
+      404,
       version === undefined
         ? `Model \`${model}\` is not in the model repository`
         : `Model \`${model}\` has no version ${version}`,
@@ -46,10 +68,13 @@ export class ModelNotFoundError extends GatewayError {
   }
 }
 
+/** The version is LOADING (retry soon) or FAILED (retrying here will not help until it is reloaded). */
 export class ModelNotReadyError extends GatewayError {
+  override readonly name = 'ModelNotReadyError';
   constructor(model: string, version: number, status: string, reason?: string) {
     super(
       'MODEL_NOT_READY',
+      503,
       `Model \`${model}\` version ${version} is not ready (${status}${reason ? `: ${reason}` : ''})`,
       { model, version, status },
     );
@@ -58,15 +83,26 @@ export class ModelNotReadyError extends GatewayError {
 
 /** A capacity limit is reached; retrying later can succeed. */
 export class TooManyRequestsError extends GatewayError {
+  override readonly name = 'TooManyRequestsError';
   constructor(what: string, limit: number) {
-    super('TOO_MANY_REQUESTS', `Too many ${what} at once (limit ${limit}); retry later`, { limit });
+    // A slot frees when any running one ends; one second is a floor for the client's back-off, not a promise.
+    super('TOO_MANY_REQUESTS', 429, `Too many ${what} at once (limit ${limit}); retry later`, { limit }, 1);
   }
 }
 
 /** The server is shutting down and takes no new work. */
 export class ServiceUnavailableError extends GatewayError {
+  override readonly name = 'ServiceUnavailableError';
   constructor() {
-    super('SERVICE_UNAVAILABLE', 'The server is shutting down; retry on another instance');
+    super('SERVICE_UNAVAILABLE', 503, 'The server is shutting down; retry on another instance');
+  }
+}
+
+/** A request body (or message) is over the size limit; it was not read. */
+export class PayloadTooLargeError extends GatewayError {
+  override readonly name = 'PayloadTooLargeError';
+  constructor(limit: number) {
+    super('PAYLOAD_TOO_LARGE', 413, `Request body over ${limit} bytes`);
   }
 }
 

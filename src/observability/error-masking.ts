@@ -2,11 +2,17 @@ import { handleStreamOrSingleExecutionResult, type OnExecuteDoneHookResultOnNext
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import { maskError as yogaMaskError, type Plugin, type YogaServerOptions } from 'graphql-yoga';
 import type { Logger } from 'pino';
+import { GatewayError } from '../errors.ts';
+import { gatewayErrorIn, gatewayGraphQLError } from './use-gateway-errors.ts';
 
-// By name, as envelop does: a GraphQLError from another copy of graphql-js still counts.
-const isGraphQLError = (error: unknown): error is GraphQLError => error instanceof Error && error.name === 'GraphQLError';
+/**
+ * Expected: a GatewayError, or a GraphQLError that graphql-js or Yoga raised (parse,
+ * validation, variable coercion, a scalar's refusal), alone or wrapping an expected one.
+ * By class, never by name: an error named "GraphQLError" is not one.
+ */
+const isGraphQLError = (error: unknown): error is GraphQLError => error instanceof GraphQLError;
 const isExpected = (error: unknown): boolean =>
-  isGraphQLError(error) && (error.originalError == null || isExpected(error.originalError));
+  error instanceof GatewayError || (isGraphQLError(error) && (error.originalError == null || isExpected(error.originalError)));
 
 function masked(error: unknown, requestId: string, log: Logger, isDev = false): GraphQLError {
   const original = isGraphQLError(error) && error.originalError ? error.originalError : error;
@@ -22,7 +28,7 @@ function masked(error: unknown, requestId: string, log: Logger, isDev = false): 
 }
 
 /**
- * Expected errors (GraphQLErrors, which carry `extensions.code`) pass through.
+ * Expected errors pass through (use-gateway-errors.ts gives GatewayErrors their code).
  * Anything else thrown while executing is logged with its stack and the request id
  * (from the context) and reaches the client only as "Unexpected error." with code
  * INTERNAL_SERVER_ERROR and that request id: no stack, no SQL, no file paths.
@@ -49,10 +55,17 @@ export function useErrorMasking(log: Logger): Plugin<{ requestId?: string }> {
   };
 }
 
-/** Yoga's masking, for what escapes execution (context creation, plugins): logged, masked, with a fresh id. */
+/**
+ * Yoga's masking, for what escapes execution (context creation, plugins, a subscription's
+ * stream failing mid-way): GatewayErrors get their code, the rest is logged and masked with a fresh id.
+ */
 export function fallbackMasking(log: Logger): NonNullable<YogaServerOptions<object, object>['maskedErrors']> {
   return {
     maskError(error, _message, isDev) {
+      // Thrown as is while building the context (before any response: the status line is
+      // free); or wrapped by the executor, from a subscription's stream after its first event.
+      const gateway = gatewayErrorIn(error);
+      if (gateway) return gatewayGraphQLError(gateway, isGraphQLError(error) ? error : undefined, gateway === error);
       if (isExpected(error)) return error as Error;
       return masked(error, 'none', log, isDev);
     },

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PayloadTooLargeError } from '../errors.ts';
 
 /**
  * Reads a request body into one Buffer, counting bytes as they arrive, so a body with
@@ -34,8 +35,9 @@ export function readBodyWithin(req: IncomingMessage, res: ServerResponse, limit:
 
 function payloadTooLarge(req: IncomingMessage, res: ServerResponse, limit: number): void {
   req.pause();
-  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-  res.end(JSON.stringify({ errors: [{ message: `Request body over ${limit} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
+  const error = new PayloadTooLargeError(limit);
+  res.writeHead(error.httpStatus, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code, ...error.details } }] }));
   // Unread body bytes may still be on the way: drop the connection once the answer is out.
   res.once('finish', () => req.socket.destroySoon());
 }
