@@ -42,13 +42,14 @@ describe('swap', () => {
     const { run: originalRun, release: originalRelease } = proto;
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    let held: ort.InferenceSession | undefined;
+    /** The session of every ONNX run, in call order: the first is the held one. */
+    const sessions: ort.InferenceSession[] = [];
     let started!: () => void;
     const oldRunStarted = new Promise<void>((resolve) => (started = resolve));
     // The first ONNX run (the old version's) waits at the gate: it is in flight until the test opens it.
     vi.spyOn(proto, 'run').mockImplementation(async function (this: ort.InferenceSession, ...args: unknown[]) {
-      if (!held) {
-        held = this;
+      sessions.push(this);
+      if (sessions.length === 1) {
         started();
         await gate;
       }
@@ -63,6 +64,7 @@ describe('swap', () => {
 
     const inFlight = old.run(row);
     await oldRunStarted;
+    const held = sessions[0];
     let swapped = false;
     const swapping = registry.swap('iris', 1, next).then(() => (swapped = true));
 
@@ -91,7 +93,7 @@ describe('the face of a version', () => {
       true, true, true, true, true, true,
     ]);
     expect(() => ((served as { version: number }).version = 2)).toThrow(TypeError);
-    expect(() => (served.inputs[0]!.shape as number[]).push(5)).toThrow(TypeError);
+    expect(() => served.inputs[0]!.shape.push(5)).toThrow(TypeError);
     const state = registry.get('iris')!.versions[0]!;
     expect(Object.isFrozen(state)).toBe(true);
     expect(() => ((state as { status: string }).status = 'FAILED')).toThrow(TypeError);
