@@ -19,8 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { createCausalLm, stepFeeds } from '../src/inference/causal-lm.ts';
 import { describeGenerator } from '../src/inference/generator-interface.ts';
 import { manifestSchema } from '../src/inference/manifest.ts';
-import type { ModelVersion, TensorSpec } from '../src/inference/types.ts';
-import { VersionStats } from '../src/inference/stats.ts';
+import type { ServedVersion, TensorSpec } from '../src/inference/types.ts';
 import { characters, gptGraph, type GptOptions } from '../test/helpers/gpt-model.ts';
 import { round } from './load.ts';
 
@@ -36,20 +35,18 @@ export interface KvCacheFigure {
 
 const GPT: GptOptions = { vocab: 24, layers: 2, heads: 2, headDim: 4, positions: 2048, seed: 5 };
 
-/** A version whose session counts the `input_ids` tokens fed to it (the work per step, counted). */
-function versionOf(session: ort.InferenceSession, fed: { tokens: number }): ModelVersion {
-  const counting = {
-    run(feeds: Record<string, ort.Tensor>) {
-      fed.tokens += feeds.input_ids!.dims[1]!;
-      return session.run(feeds);
-    },
-  } as unknown as ort.InferenceSession;
+/** A version's shapes and a `step` that counts the `input_ids` tokens fed to the session (the work per step, counted). */
+function versionOf(session: ort.InferenceSession, fed: { tokens: number }): Pick<ServedVersion, 'inputs' | 'outputs' | 'step'> {
+  const step = (feeds: Record<string, ort.Tensor>) => {
+    fed.tokens += feeds.input_ids!.dims[1]!;
+    return session.run(feeds);
+  };
   const specs = (list: readonly ort.InferenceSession.ValueMetadata[]): TensorSpec[] =>
     list.map((m) => {
       if (!m.isTensor) throw new Error(`${m.name} is not a tensor`);
       return { name: m.name, datatype: m.type === 'int64' ? 'INT64' : 'FP32', shape: m.shape.map((d) => (typeof d === 'number' ? d : -1)), dimNames: m.shape.map((d) => (typeof d === 'string' && d !== '' ? d : null)) };
     });
-  return { modelName: 'gpt', version: 1, path: '', status: 'READY', inputs: specs(session.inputMetadata), outputs: specs(session.outputMetadata), session: counting, stats: new VersionStats() };
+  return { inputs: specs(session.inputMetadata), outputs: specs(session.outputMetadata), step };
 }
 
 export async function runKvCacheBench(contexts: number[] = [16, 64, 256, 1024], steps = 32, rounds = 20): Promise<KvCacheFigure[]> {
@@ -78,7 +75,7 @@ export async function runKvCacheBench(contexts: number[] = [16, 64, 256, 1024], 
         t = performance.now();
         for (let s = 0; s < steps; s++) {
           ids.push(token(context + s));
-          await version.session!.run(stepFeeds(generator, ids, 0));
+          await version.step(stepFeeds(generator, ids, 0));
         }
         const fullMs = performance.now() - t;
         tokens[c]!.full = fed.tokens / steps;

@@ -1,28 +1,36 @@
-import { pino } from 'pino';
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createBatcher } from '../src/inference/batcher.ts';
-import { ModelRepository } from '../src/inference/repository.ts';
-import { runAlone } from '../src/inference/run.ts';
-import type { ModelVersion, TensorData } from '../src/inference/types.ts';
+import { createBatcher, type BatchTarget } from '../src/inference/batcher.ts';
+import { VersionStats } from '../src/inference/stats.ts';
+import { fromResults, toFeeds } from '../src/inference/tensors.ts';
+import type { TensorData, TensorSpec } from '../src/inference/types.ts';
 
-let models: ModelRepository;
-let iris: ModelVersion;
+let session: ort.InferenceSession;
+/** The batcher's target: the real iris session, as a served version wires it. */
+let iris: BatchTarget & { stats: VersionStats };
 /** Rows of every ONNX run the iris session makes, observed on the real session. */
 const runRows: number[] = [];
 
 beforeAll(async () => {
-  models = new ModelRepository('models', pino({ level: 'silent' }), { batching: false });
-  await models.load();
-  iris = models.resolve('iris');
-  const session = iris.session!;
-  const run = session.run.bind(session);
-  session.run = ((feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+  session = await ort.InferenceSession.create('models/iris/1/model.onnx');
+  const outputs: TensorSpec[] = [{ name: session.outputNames[0]!, datatype: 'FP32', shape: [-1, 3], dimNames: [null, null] }];
+  const runStacked = async (tensors: readonly TensorData[]) => {
+    const feeds = toFeeds(tensors);
     runRows.push(feeds.features!.dims[0]!);
-    return (run as (...args: unknown[]) => Promise<ort.InferenceSession.ReturnType>)(feeds, ...rest);
-  });
+    return fromResults({ name: 'iris', outputs }, await session.run(feeds));
+  };
+  const stats = new VersionStats();
+  iris = {
+    runStacked,
+    runAlone: (tensors) => {
+      stats.recordBatch(1, tensors[0]?.shape[0] ?? 1);
+      return runStacked(tensors);
+    },
+    stats,
+  };
 });
-afterAll(() => models.close());
+afterAll(() => session.release());
+const runAlone = (target: BatchTarget, tensors: TensorData[]) => target.runAlone(tensors);
 
 const rowsTensor = (rows: number[][]): TensorData[] => [
   { name: 'features', datatype: 'FP32', shape: [rows.length, 4], data: rows.flat() },

@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBatcher } from '../src/inference/batcher.ts';
-import { runAlone } from '../src/inference/run.ts';
+import { loadServedVersion } from '../src/inference/served-version.ts';
 import type { TensorData } from '../src/inference/types.ts';
 import { startGateway, type GraphQLResponse, type TestGateway } from './helpers/gateway.ts';
 import { writeAdderModel, writeLayerStateModel, writeRowMixerModel, writeScaleModel } from './helpers/onnx-models.ts';
@@ -95,12 +95,19 @@ describe('a model that names one batch dimension (the adder: a, b, n all [batch,
   });
 
   it('never stacks a request whose inputs disagree, even when it reaches the batcher', async () => {
+    // `run` skips request checking, so these reach the served version's batcher (batching is on for adder).
     const adder = gw.app.models.resolve('adder');
-    const batch = createBatcher(adder, { maxBatchSize: 64, maxQueueDelayMs: 0 });
-    // 8 rows of a and b, 8 of n in all: stacked by the first tensor's rows, they would fit.
-    const requests = [adderRequest(2, 3), adderRequest(3, 2), adderRequest(1, 1), adderRequest(2, 2)];
-    const together = await Promise.all(requests.map((r) => batch(r)));
-    for (const [i, r] of requests.entries()) expect(together[i]).toEqual(await runAlone(adder, r));
+    expect(adder.batching.enabled).toBe(true);
+    const path = gw.app.models.get('adder')!.versions[0]!.path;
+    const unbatched = await loadServedVersion({ name: 'adder', version: 1, path, manifest: adder.manifest }, { log: pino({ level: 'silent' }), batching: false });
+    try {
+      // 8 rows of a and b, 8 of n in all: stacked by the first tensor's rows, they would fit.
+      const requests = [adderRequest(2, 3), adderRequest(3, 2), adderRequest(1, 1), adderRequest(2, 2)];
+      const together = await Promise.all(requests.map((r) => adder.run(r)));
+      for (const [i, r] of requests.entries()) expect(together[i]).toEqual(await unbatched.run(r));
+    } finally {
+      await unbatched.close();
+    }
   });
 });
 

@@ -1,10 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCausalLm, stepFeeds } from '../src/inference/causal-lm.ts';
+import { createCausalLm, LogitsWidthError, stepFeeds } from '../src/inference/causal-lm.ts';
 import { describeGenerator, type GeneratorInterface } from '../src/inference/generator-interface.ts';
 import { manifestSchema } from '../src/inference/manifest.ts';
-import type { ModelVersion, TensorSpec } from '../src/inference/types.ts';
-import { VersionStats } from '../src/inference/stats.ts';
+import type { TensorSpec } from '../src/inference/types.ts';
 import { characters, gptGraph, gptWeights } from './helpers/gpt-model.ts';
 import { referenceLogits } from './helpers/gpt-reference.ts';
 
@@ -85,7 +84,13 @@ describe('stepFeeds', () => {
 
 describe('the test GPT graph', () => {
   let session: ort.InferenceSession;
-  let version: ModelVersion;
+  let version: { inputs: TensorSpec[]; outputs: TensorSpec[] };
+  /** Runs made through the causal LM's `step`. */
+  let steps = 0;
+  const step = (feeds: Record<string, ort.Tensor>) => {
+    steps++;
+    return session.run(feeds);
+  };
   beforeAll(async () => {
     session = await ort.InferenceSession.create(gptGraph(GPT));
     const specs = (list: readonly ort.InferenceSession.ValueMetadata[]) =>
@@ -95,7 +100,7 @@ describe('the test GPT graph', () => {
       });
     const inputs = specs(session.inputMetadata);
     const outputs = specs(session.outputMetadata);
-    version = { modelName: 'gpt', version: 1, path: '', status: 'READY', inputs, outputs, session, stats: new VersionStats() };
+    version = { inputs, outputs };
   });
   afterAll(() => session.release());
 
@@ -109,7 +114,8 @@ describe('the test GPT graph', () => {
     expect(full).toHaveLength(expected.length);
     full.forEach((value, i) => expect(Math.abs(value - expected[i]!)).toBeLessThan(1e-4));
 
-    const lm = createCausalLm(version, g);
+    steps = 0;
+    const lm = createCausalLm({ step }, g);
     const prompt = 5;
     const rows = [await lm.start(sequence.slice(0, prompt))];
     for (const token of sequence.slice(prompt, -1)) rows.push(await lm.next(token));
@@ -118,6 +124,17 @@ describe('the test GPT graph', () => {
       expect(row).toHaveLength(24);
       Array.from(row).forEach((value, c) => expect(Math.abs(value - expected[position * 24 + c]!)).toBeLessThan(1e-4));
     });
-    expect(version.stats.runs).toBe(sequence.length - prompt);
+    expect(steps).toBe(sequence.length - prompt);
+  });
+
+  it('throws LogitsWidthError when the logits do not fit the vocabulary, and only throws: the caller reports it', async () => {
+    // The graph's logits are 24 wide; a 20-entry vocabulary can only be caught on a run when the width is dynamic.
+    const g = { ...describeGenerator(generator(24), version.inputs, version.outputs), vocabularySize: 20 };
+    steps = 0;
+    const lm = createCausalLm(Object.freeze({ step }), g);
+    const error = await lm.start([1, 2, 3]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LogitsWidthError);
+    expect((error as Error).message).toBe('model.json lists 20 vocabulary entries but output `logits` has 24 (its last dimension)');
+    expect(steps).toBe(1);
   });
 });

@@ -90,14 +90,15 @@ describe('request validation (no server)', async () => {
   const { requestTensors } = await import('../src/inference/tensors.ts');
   const { BadUserInputError } = await import('../src/errors.ts');
   const spec = (name: string, datatype: TensorData['datatype'], shape: number[]) => ({ name, datatype, shape, dimNames: shape.map((d) => (d === -1 ? 'batch' : null)) });
+  const noManifest = manifestSchema.parse({});
   const adder = {
-    modelName: 'adder',
+    name: 'adder',
     version: 1,
+    manifest: noManifest,
     inputs: [spec('a', 'FP32', [-1, 3]), spec('n', 'INT64', [-1, 2])],
     outputs: [spec('sum', 'FP32', [-1, 3])],
     batching: { rowsMustAgree: true },
   } as never;
-  const noManifest = manifestSchema.parse({});
   const issuesOf = (f: () => unknown) => {
     try {
       f();
@@ -110,7 +111,7 @@ describe('request validation (no server)', async () => {
 
   it('lists every problem at once, each at its path', () => {
     const issues = issuesOf(() =>
-      requestTensors(adder, noManifest, {
+      requestTensors(adder, {
         inputs: [
           { name: 'a', datatype: 'FP32', shape: [1, 3], data: [1, Number.NaN, 1e39] },
           { name: 'n', datatype: 'INT64', shape: [1, 2], data: [2.5, 1] },
@@ -126,7 +127,7 @@ describe('request validation (no server)', async () => {
 
   it('refuses inputs that disagree on the batch dimension of a model that declares one', () => {
     const issues = issuesOf(() =>
-      requestTensors(adder, noManifest, {
+      requestTensors(adder, {
         inputs: [
           { name: 'a', datatype: 'FP32', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] },
           { name: 'n', datatype: 'INT64', shape: [3, 2], data: [1, 2, 3, 4, 5, 6] },
@@ -137,6 +138,6 @@ describe('request validation (no server)', async () => {
   });
 
   it('features are only for a model with one tabular input', () => {
-    expect(issuesOf(() => requestTensors(adder, noManifest, { features: [1, 2, 3] }))).toEqual([['input.features', expect.stringContaining('has 2 inputs')]]);
+    expect(issuesOf(() => requestTensors(adder, { features: [1, 2, 3] }))).toEqual([['input.features', expect.stringContaining('has 2 inputs')]]);
   });
 });

@@ -24,7 +24,7 @@ afterAll(async () => {
 
 const predict = (model: string, features: number[]) =>
   gw.gql(`mutation($m: String!, $f: [Float!]!) { predict(input: { model: $m, features: $f }) { id } }`, { m: model, f: features });
-const fortuneRuns = () => gw.app.models.get('fortune')!.versions[0]!.stats.runs;
+const fortuneRuns = () => gw.app.models.get('fortune')!.versions[0]!.served!.stats.runs;
 describe('predictionCreated', () => {
   it('delivers exactly the predictions made, filtered by model, over WebSocket and SSE', async () => {
     const subscribers = watchSubscribers(gw.app.bus);

@@ -1,11 +1,19 @@
 import DataLoader from 'dataloader';
 import { performance } from 'node:perf_hooks';
-import { runAlone, runSession } from './run.ts';
-import { fromResults, toFeeds } from './tensors.ts';
-import type { BatchingOptions, ModelVersion, TensorData } from './types.ts';
+import type { VersionStats } from './stats.ts';
+import type { BatchingOptions, TensorData } from './types.ts';
+
+/** What the batcher runs on: one version's session, seen as two functions, and its counters. */
+export interface BatchTarget {
+  /** One request on its own (counts itself as a batch of one). */
+  runAlone(tensors: readonly TensorData[]): Promise<TensorData[]>;
+  /** One ONNX run on already stacked tensors; counts nothing but the run. */
+  runStacked(tensors: readonly TensorData[]): Promise<TensorData[]>;
+  stats: Pick<VersionStats, 'recordBatch' | 'recordQueueDelay'>;
+}
 
 interface Job {
-  tensors: TensorData[];
+  tensors: readonly TensorData[];
   rows: number;
   /** Inputs' names, datatypes and non-batch dimensions: only equal signatures stack. */
   signature: string;
@@ -19,16 +27,16 @@ interface Job {
  * first dimension has no row count and is never stacked: it runs alone. If a stacked
  * run fails, each request is run alone, so one bad request never fails its neighbours.
  */
-export function createBatcher(version: ModelVersion, options: BatchingOptions): (tensors: TensorData[]) => Promise<TensorData[]> {
+export function createBatcher(target: BatchTarget, options: BatchingOptions): (tensors: readonly TensorData[]) => Promise<TensorData[]> {
   const loader = new DataLoader<Job, TensorData[]>(
     async (jobs) => {
       const dispatchedAt = performance.now();
-      for (const job of jobs) version.stats.recordQueueDelay(dispatchedAt - job.enqueuedAt);
+      for (const job of jobs) target.stats.recordQueueDelay(dispatchedAt - job.enqueuedAt);
       const results = new Array<TensorData[] | Error>(jobs.length);
       const groups = new Map<string, number[]>();
       jobs.forEach((job, i) => groups.set(job.signature, [...(groups.get(job.signature) ?? []), i]));
       await Promise.all(
-        [...groups.values()].flatMap((indices) => chunkByRows(indices, jobs, options.maxBatchSize)).map((chunk) => runChunk(version, chunk, jobs, results)),
+        [...groups.values()].flatMap((indices) => chunkByRows(indices, jobs, options.maxBatchSize)).map((chunk) => runChunk(target, chunk, jobs, results)),
       );
       return results;
     },
@@ -40,7 +48,7 @@ export function createBatcher(version: ModelVersion, options: BatchingOptions): 
   );
   return (tensors) => {
     const rows = agreedRows(tensors);
-    if (rows === undefined) return runAlone(version, tensors);
+    if (rows === undefined) return target.runAlone(tensors);
     const signature = tensors.map((t) => `${t.name}:${t.datatype}:${t.shape.slice(1).join('x')}`).join('|');
     return loader.load({ tensors, rows, signature, enqueuedAt: performance.now() });
   };
@@ -71,9 +79,9 @@ function chunkByRows(indices: number[], jobs: readonly Job[], maxRows: number): 
   return chunks;
 }
 
-async function runChunk(version: ModelVersion, chunk: number[], jobs: readonly Job[], results: Array<TensorData[] | Error>): Promise<void> {
+async function runChunk(target: BatchTarget, chunk: number[], jobs: readonly Job[], results: Array<TensorData[] | Error>): Promise<void> {
   const settleAlone = async (i: number) => {
-    results[i] = await runAlone(version, jobs[i]!.tensors).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+    results[i] = await target.runAlone(jobs[i]!.tensors).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
   };
   if (chunk.length === 1) return settleAlone(chunk[0]!);
 
@@ -87,7 +95,7 @@ async function runChunk(version: ModelVersion, chunk: number[], jobs: readonly J
   }));
   let outputs: TensorData[];
   try {
-    outputs = fromResults(version, await runSession(version, toFeeds(stacked)));
+    outputs = await target.runStacked(stacked);
   } catch {
     await Promise.all(chunk.map(settleAlone));
     return;
@@ -97,7 +105,7 @@ async function runChunk(version: ModelVersion, chunk: number[], jobs: readonly J
     await Promise.all(chunk.map(settleAlone));
     return;
   }
-  version.stats.recordBatch(chunk.length, totalRows);
+  target.stats.recordBatch(chunk.length, totalRows);
   let row = 0;
   for (const i of chunk) {
     const rows = jobs[i]!.rows;

@@ -1,8 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import { ModelNotReadyError } from '../errors.ts';
 import type { GeneratorInterface } from './generator-interface.ts';
-import type { ModelVersion } from './types.ts';
-import { runSession } from './run.ts';
+import type { ServedVersion } from './types.ts';
 
 /** One decoding session on a GENERATOR version: each call is one ONNX run and returns the last position's logits. */
 export interface CausalLm {
@@ -41,24 +39,29 @@ export function stepFeeds(
 }
 
 /**
- * Decodes through `runSession` (so every run is counted). With a cache the context is never
- * fed again: step n runs one token with the n - 1 previous positions held as presents.
- * A logits width other than the vocabulary's (possible only when the model declares it
- * dynamic) marks the version FAILED with the reason, as the load-time check would have.
+ * A logits width other than the vocabulary's, seen on a run (possible only when the model
+ * declares it dynamic). The version cannot be served: whoever serves it reports it to the
+ * registry (`fail`), as the load-time check would have.
  */
-export function createCausalLm(version: ModelVersion, generator: GeneratorInterface): CausalLm {
+export class LogitsWidthError extends Error {
+  override readonly name = 'LogitsWidthError';
+}
+
+/**
+ * Decodes through the served version's `step` (so every run is counted). With a cache the
+ * context is never fed again: step n runs one token with the n - 1 previous positions held
+ * as presents. Throws LogitsWidthError when the logits do not fit the vocabulary.
+ */
+export function createCausalLm(version: Pick<ServedVersion, 'step'>, generator: GeneratorInterface): CausalLm {
   const ids: number[] = [];
   let presents: Record<string, ort.Tensor> | undefined;
 
   async function run(newIds: readonly number[], pastLength: number): Promise<ArrayLike<number>> {
-    const results = await runSession(version, stepFeeds(generator, newIds, pastLength, presents));
+    const results = await version.step(stepFeeds(generator, newIds, pastLength, presents));
     const logits = results[generator.logits]!;
     const width = logits.dims.at(-1);
     if (width !== generator.vocabularySize) {
-      const reason = `model.json lists ${generator.vocabularySize} vocabulary entries but output \`${generator.logits}\` has ${width} (its last dimension)`;
-      version.status = 'FAILED';
-      version.error = reason;
-      throw new ModelNotReadyError(version.modelName, version.version, 'FAILED', reason);
+      throw new LogitsWidthError(`model.json lists ${generator.vocabularySize} vocabulary entries but output \`${generator.logits}\` has ${width} (its last dimension)`);
     }
     if (generator.cache.length > 0) presents = Object.fromEntries(generator.cache.map((c) => [c.present, results[c.present]!]));
     const data = logits.data as Float32Array | Float64Array;

@@ -1,5 +1,5 @@
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorSpec } from './types.ts';
+import type { TensorSpec } from './types.ts';
 
 /**
  * One key or value cache of a "decoder with past" export (Hugging Face Optimum): input
@@ -92,6 +92,6 @@ export function describeGenerator(manifest: Manifest, inputs: readonly TensorSpe
 }
 
 /** Load-time check: a GENERATOR version whose interface cannot be served is FAILED with the reason. */
-export function checkGenerator(manifest: Manifest, version: ModelVersion): void {
-  if (manifest.kind === 'GENERATOR') describeGenerator(manifest, version.inputs, version.outputs);
+export function checkGenerator(manifest: Manifest, shapes: { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] }): void {
+  if (manifest.kind === 'GENERATOR') describeGenerator(manifest, shapes.inputs, shapes.outputs);
 }

@@ -1,42 +1,39 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
-import { ModelNotFoundError, ModelNotReadyError } from '../errors.ts';
-import { datatypeFromOrt } from './datatypes.ts';
+import { ModelNotFoundError, ModelNotReadyError, ServiceUnavailableError } from '../errors.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
-import { createBatcher } from './batcher.ts';
-import { decideBatching } from './batching-policy.ts';
-import { checkGenerator } from './generator-interface.ts';
-import { VersionStats } from './stats.ts';
-import type { Model, ModelVersion, TensorSpec } from './types.ts';
-import { warmUp } from './warmup.ts';
+import { loadServedVersion, VersionLoadError, type LoadOptions } from './served-version.ts';
+import type { Model, ServedVersion, VersionState } from './types.ts';
 
 /** The version served when a request names none: the manifest's, else the newest READY one, else the newest. */
-export function defaultVersionOf(model: Model): ModelVersion | undefined {
+export function defaultVersionOf(model: Model): VersionState | undefined {
   const { versions, manifest } = model;
   if (manifest.defaultVersion !== undefined) return versions.find((v) => v.version === manifest.defaultVersion);
   return versions.findLast((v) => v.status === 'READY') ?? versions.at(-1);
 }
 
-export interface ModelRepositoryOptions {
-  /** Threads per session for one operator. Small models are fastest on one. @default 1 */
-  intraOpNumThreads?: number;
-  /** Dynamic batching for the models that allow it (see batching-policy.ts). @default true */
-  batching?: boolean;
+export type ModelRepositoryOptions = Omit<LoadOptions, 'log'>;
+
+interface Entry {
+  readonly name: string;
+  readonly manifest: Manifest;
+  /** Frozen states, replaced by `set` only. */
+  readonly versions: VersionState[];
 }
 
 /**
- * The Triton-style model repository: `<root>/<name>/<version>/model.onnx` with an
- * optional `<root>/<name>/model.json`. The folder is scanned once; `load()` then
- * creates every session. A model that fails is kept with status FAILED and the
- * reason; it never stops the others.
+ * The Triton-style model repository and the registry of served versions:
+ * `<root>/<name>/<version>/model.onnx` with an optional `<root>/<name>/model.json`. The
+ * folder is scanned once; `load()` then loads every version. A version that fails is kept
+ * with status FAILED and the reason; it never stops the others. A version's status changes
+ * here only: on load, `swap` and `fail`.
  */
 export class ModelRepository {
   readonly root: string;
-  private readonly models = new Map<string, Model>();
+  private readonly models = new Map<string, Entry>();
   private loading: Promise<void> | undefined;
+  private closed = false;
   private readonly log: Logger;
   private readonly options: ModelRepositoryOptions;
 
@@ -60,8 +57,8 @@ export class ModelRepository {
     return this.list().every((m) => m.versions.every((v) => v.status !== 'LOADING'));
   }
 
-  /** The version a request should run on, or the error the client should see. */
-  resolve(name: string, version?: number | null): ModelVersion {
+  /** The served version a request should run on, or the error the client should see. */
+  resolve(name: string, version?: number | null): ServedVersion {
     const model = this.models.get(name);
     if (!model) throw new ModelNotFoundError(name);
     const chosen =
@@ -69,71 +66,87 @@ export class ModelRepository {
         ? defaultVersionOf(model)
         : model.versions.find((v) => v.version === version);
     if (!chosen) throw new ModelNotFoundError(name, version ?? undefined);
-    if (chosen.status !== 'READY' || !chosen.session) {
+    if (this.closed) throw new ServiceUnavailableError();
+    if (chosen.status !== 'READY' || !chosen.served) {
       throw new ModelNotReadyError(name, chosen.version, chosen.status, chosen.error);
     }
-    return chosen;
+    return chosen.served;
   }
 
-  /** Creates every session (once); resolves when all versions are READY or FAILED. */
+  /** Loads every version (once); resolves when all are READY or FAILED. */
   load(): Promise<void> {
     this.loading ??= Promise.all(
-      this.list().flatMap((model) => model.versions.map((v) => this.loadVersion(model, v))),
+      [...this.models.values()].flatMap((model) => model.versions.map((v) => this.loadVersion(model, v))),
     ).then(() => undefined);
     return this.loading;
   }
 
-  private async loadVersion(model: Model, entry: ModelVersion): Promise<void> {
-    if (entry.status === 'FAILED') return;
-    try {
-      // Read off the main thread: a slow disk (or a file still being written) never stalls requests.
-      const bytes = await readFile(entry.path);
-      const session = await ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: this.options.intraOpNumThreads ?? 1,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        // The arena keeps freed blocks per session; for small models it only holds memory.
-        enableCpuMemArena: false,
-      });
-      try {
-        entry.inputs = session.inputMetadata.map((m) => specOf(m, 'input'));
-        entry.outputs = session.outputMetadata.map((m) => specOf(m, 'output'));
-        applyManifest(model.manifest, entry);
-        await warmUp(session, entry, model.manifest.warmup, this.log);
-      } catch (error) {
-        await session.release();
-        throw error;
-      }
-      entry.session = session;
-      entry.batching = decideBatching(entry, model.manifest.batching, this.options.batching !== false);
-      if (entry.batching.warning) this.log.warn({ model: model.name, version: entry.version, reason: entry.batching.warning }, 'batching is off');
-      if (entry.batching.enabled) entry.batcher = createBatcher(entry, entry.batching);
-      entry.loadedAt = new Date();
-      entry.status = 'READY';
-      this.log.info({ model: model.name, version: entry.version }, 'model loaded');
-    } catch (error) {
-      entry.status = 'FAILED';
-      entry.error = error instanceof Error ? error.message : String(error);
-      this.log.warn({ model: model.name, version: entry.version, reason: entry.error }, 'model failed to load');
+  /**
+   * Makes `next` serve `name` version `version` at once (READY, any error cleared): requests
+   * resolved from now on run on it. Then waits for the previous served version to finish
+   * its runs in flight and release its session. The seam for hot reload and traffic splits.
+   */
+  async swap(name: string, version: number, next: ServedVersion): Promise<void> {
+    if (next.name !== name || next.version !== version) {
+      throw new Error(`swap: the served version is \`${next.name}\` version ${next.version}, not \`${name}\` version ${version}`);
     }
+    const previous = this.stateOf(name, version).served;
+    this.set(name, version, { status: 'READY', served: next });
+    if (previous !== next) await previous?.close();
   }
 
+  /**
+   * Marks a READY version FAILED with the reason, as a load-time check would have (e.g. a
+   * generator whose logits do not fit its vocabulary). Its counters stay listed; its session
+   * is released once its runs in flight finish (the returned promise).
+   */
+  fail(name: string, version: number, reason: string): Promise<void> {
+    const { served } = this.stateOf(name, version);
+    this.set(name, version, { status: 'FAILED', error: reason, ...(served ? { served } : {}) });
+    this.log.warn({ model: name, version, reason }, 'model version failed');
+    return served?.close() ?? Promise.resolve();
+  }
+
+  /**
+   * Shutdown: closes every served version (each after its runs in flight). Statuses stay as
+   * they were (a READY version stays listed READY); `resolve` answers SERVICE_UNAVAILABLE.
+   */
   async close(): Promise<void> {
+    this.closed = true;
     await this.loading?.catch(() => undefined);
-    for (const model of this.models.values()) {
-      for (const v of model.versions) {
-        const session = v.session;
-        v.session = undefined;
-        if (v.status === 'READY') v.status = 'LOADING';
-        await session?.release();
-      }
+    await Promise.all(this.list().flatMap((m) => m.versions.flatMap((v) => (v.served ? [v.served.close()] : []))));
+  }
+
+  private stateOf(name: string, version: number): VersionState {
+    const state = this.models.get(name)?.versions.find((v) => v.version === version);
+    if (!state) throw new ModelNotFoundError(name, version);
+    return state;
+  }
+
+  private set(name: string, version: number, next: Omit<VersionState, 'version' | 'path'>): void {
+    const versions = this.models.get(name)!.versions;
+    const i = versions.findIndex((v) => v.version === version);
+    versions[i] = Object.freeze({ version, path: versions[i]!.path, ...next });
+  }
+
+  private async loadVersion(model: Entry, entry: VersionState): Promise<void> {
+    if (entry.status === 'FAILED') return;
+    try {
+      const served = await loadServedVersion({ name: model.name, version: entry.version, path: entry.path, manifest: model.manifest }, { ...this.options, log: this.log });
+      this.set(model.name, entry.version, { status: 'READY', served });
+      this.log.info({ model: model.name, version: entry.version }, 'model loaded');
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const reported = error instanceof VersionLoadError ? error.reported : undefined;
+      this.set(model.name, entry.version, { status: 'FAILED', error: reason, ...(reported ? { reported } : {}) });
+      this.log.warn({ model: model.name, version: entry.version, reason }, 'model failed to load');
     }
   }
 }
 
-function scan(root: string): Model[] {
+function scan(root: string): Entry[] {
   if (!existsSync(root)) return [];
-  const models: Model[] = [];
+  const models: Entry[] = [];
   for (const name of readdirSync(root).sort()) {
     const dir = join(root, name);
     if (name.startsWith('.') || !statSync(dir).isDirectory()) continue;
@@ -153,56 +166,14 @@ function scan(root: string): Model[] {
       .filter((v) => /^[1-9]\d*$/.test(v) && statSync(join(dir, v)).isDirectory())
       .map(Number)
       .sort((a, b) => a - b)
-      .map((version): ModelVersion => {
+      .map((version): VersionState => {
         const path = join(dir, String(version), 'model.onnx');
-        const entry: ModelVersion = { modelName: name, version, path, status: 'LOADING', inputs: [], outputs: [], stats: new VersionStats() };
-        if (manifestError) Object.assign(entry, { status: 'FAILED', error: manifestError });
-        else if (!existsSync(path)) Object.assign(entry, { status: 'FAILED', error: `${version}/model.onnx is missing` });
-        return entry;
+        if (manifestError) return Object.freeze({ version, path, status: 'FAILED', error: manifestError });
+        if (!existsSync(path)) return Object.freeze({ version, path, status: 'FAILED', error: `${version}/model.onnx is missing` });
+        return Object.freeze({ version, path, status: 'LOADING' });
       });
     if (versions.length === 0 && !existsSync(manifestPath)) continue; // not a model folder
     models.push({ name, manifest, versions });
   }
   return models;
-}
-
-function specOf(meta: ort.InferenceSession.ValueMetadata, role: 'input' | 'output'): TensorSpec {
-  if (!meta.isTensor) throw new Error(`${role} \`${meta.name}\` is not a tensor`);
-  const datatype = datatypeFromOrt(meta.type);
-  if (!datatype) throw new Error(`${role} \`${meta.name}\` has element type ${meta.type}, which the gateway does not serve`);
-  // ORT reports a fixed dimension as a number, a named one as its name, an unnamed one as "".
-  return {
-    name: meta.name,
-    datatype,
-    shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
-    dimNames: meta.shape.map((d) => (typeof d === 'string' && d !== '' ? d : null)),
-  };
-}
-
-/** Checks the manifest against what the session reports and attaches feature names. */
-function applyManifest(manifest: Manifest, entry: ModelVersion): void {
-  if (manifest.features) {
-    const input = manifest.input
-      ? entry.inputs.find((i) => i.name === manifest.input)
-      : entry.inputs.length === 1
-        ? entry.inputs[0]
-        : undefined;
-    if (!input) throw new Error(`model.json: features need \`input\` to name one of the model's inputs`);
-    const width = input.shape.at(-1);
-    if (width !== undefined && width !== -1 && width !== manifest.features.length) {
-      throw new Error(`model.json lists ${manifest.features.length} features but input \`${input.name}\` has ${width} columns`);
-    }
-    input.featureNames = manifest.features.map((f) => f.name);
-  }
-  if (manifest.output && !entry.outputs.some((o) => o.name === manifest.output)) {
-    throw new Error(`model.json: output \`${manifest.output}\` is not an output of the model`);
-  }
-  if (manifest.labels) {
-    const output = entry.outputs.find((o) => o.name === manifest.output) ?? entry.outputs[0];
-    const width = output?.shape.at(-1);
-    if (width !== undefined && width !== -1 && width !== manifest.labels.length) {
-      throw new Error(`model.json lists ${manifest.labels.length} labels but output \`${output?.name}\` has ${width} classes`);
-    }
-  }
-  checkGenerator(manifest, entry);
 }

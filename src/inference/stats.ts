@@ -1,3 +1,8 @@
+/** The counters of a version as readers see them. */
+export type VersionCounters = Readonly<
+  Pick<VersionStats, 'runs' | 'requests' | 'rows' | 'batches' | 'queued' | 'queueDelayTotalMs' | 'queueDelayMaxMs' | 'meanBatchSize' | 'meanQueueDelayMs'>
+>;
+
 /** Counters of one model version since start-up, shown on `ModelVersion.stats`. */
 export class VersionStats {
   /** ONNX runs of any kind (predict batches, generation steps). */

@@ -2,7 +2,10 @@ import * as ort from 'onnxruntime-node';
 import { BadUserInputError, type InputIssue } from '../errors.ts';
 import { DATATYPES, datatypeFromOrt, toNumbers } from './datatypes.ts';
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorData, TensorSpec } from './types.ts';
+import type { TensorData, TensorSpec, VersionDescriptor } from './types.ts';
+
+/** What request checking needs to know of a version. */
+export type RequestTarget = Pick<VersionDescriptor, 'name' | 'inputs' | 'manifest'> & { readonly batching: Pick<VersionDescriptor['batching'], 'rowsMustAgree'> };
 
 export interface PredictRequest {
   features?: readonly number[] | null;
@@ -30,7 +33,8 @@ const product = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
  * session reports and the manifest's feature ranges. Every problem found is listed
  * in one BadUserInputError; paths are relative to the mutation's arguments.
  */
-export function requestTensors(version: ModelVersion, manifest: Manifest, request: PredictRequest): TensorData[] {
+export function requestTensors(version: RequestTarget, request: PredictRequest): TensorData[] {
+  const { manifest } = version;
   const issues = new IssueList();
   const hasFeatures = request.features !== undefined && request.features !== null;
   const hasInputs = request.inputs !== undefined && request.inputs !== null;
@@ -43,7 +47,7 @@ export function requestTensors(version: ModelVersion, manifest: Manifest, reques
     : inputTensors(version, request.inputs!, issues);
   issues.throwIfAny();
 
-  if (hasInputs && version.batching?.rowsMustAgree) checkBatchDimension(tensors, issues);
+  if (hasInputs && version.batching.rowsMustAgree) checkBatchDimension(tensors, issues);
   for (const [index, tensor] of tensors.entries()) {
     const spec = version.inputs.find((s) => s.name === tensor.name)!;
     const dataPath = (k: number): Array<string | number> =>
@@ -54,11 +58,11 @@ export function requestTensors(version: ModelVersion, manifest: Manifest, reques
   return tensors;
 }
 
-function featuresTensor(version: ModelVersion, features: readonly number[], issues: IssueList): TensorData[] {
+function featuresTensor(version: RequestTarget, features: readonly number[], issues: IssueList): TensorData[] {
   const path = ['input', 'features'];
   const [spec, ...others] = version.inputs;
   if (!spec || others.length > 0) {
-    issues.add(path, `model \`${version.modelName}\` has ${version.inputs.length} inputs (${list(version.inputs.map((i) => i.name))}); send them through \`inputs\``);
+    issues.add(path, `model \`${version.name}\` has ${version.inputs.length} inputs (${list(version.inputs.map((i) => i.name))}); send them through \`inputs\``);
     return [];
   }
   const rank = spec.shape.length;
@@ -77,14 +81,14 @@ function featuresTensor(version: ModelVersion, features: readonly number[], issu
   return [{ name: spec.name, datatype: spec.datatype, shape, data: [...features] }];
 }
 
-function inputTensors(version: ModelVersion, inputs: ReadonlyArray<Readonly<TensorData>>, issues: IssueList): TensorData[] {
+function inputTensors(version: RequestTarget, inputs: ReadonlyArray<Readonly<TensorData>>, issues: IssueList): TensorData[] {
   const expected = version.inputs.map((i) => i.name);
   const seen = new Set<string>();
   for (const [index, tensor] of inputs.entries()) {
     const at = (field: string) => ['input', 'inputs', index, field];
     const spec = version.inputs.find((s) => s.name === tensor.name);
     if (!spec) {
-      issues.add(at('name'), `unknown input \`${tensor.name}\`; model \`${version.modelName}\` takes ${list(expected)}`);
+      issues.add(at('name'), `unknown input \`${tensor.name}\`; model \`${version.name}\` takes ${list(expected)}`);
       continue;
     }
     if (seen.has(tensor.name)) issues.add(at('name'), `input \`${tensor.name}\` is given more than once`);
@@ -178,10 +182,10 @@ export function toFeeds(tensors: readonly TensorData[]): Record<string, ort.Tens
 }
 
 /** The session's results in the order the model declares its outputs. */
-export function fromResults(version: ModelVersion, results: ort.InferenceSession.ReturnType): TensorData[] {
+export function fromResults(version: Pick<VersionDescriptor, 'name' | 'outputs'>, results: ort.InferenceSession.ReturnType): TensorData[] {
   return version.outputs.map((spec) => {
     const tensor = results[spec.name];
-    if (!tensor) throw new Error(`model \`${version.modelName}\` returned no output \`${spec.name}\``);
+    if (!tensor) throw new Error(`model \`${version.name}\` returned no output \`${spec.name}\``);
     return {
       name: spec.name,
       datatype: datatypeFromOrt(tensor.type) ?? spec.datatype,

@@ -4,7 +4,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { TensorDatatype } from './datatypes.ts';
 import type { Manifest } from './manifest.ts';
-import type { VersionStats } from './stats.ts';
+import type { VersionCounters } from './stats.ts';
 
 /** A tensor as the API and the history carry it: row-major data as plain numbers. */
 export interface TensorData {
@@ -26,29 +26,55 @@ export interface TensorSpec {
   featureNames?: string[];
 }
 
-export interface ModelVersion {
-  readonly modelName: string;
+/** What a served version is: fixed once its session is loaded (frozen at run time). */
+export interface VersionDescriptor {
+  readonly name: string;
+  readonly version: number;
+  readonly manifest: Manifest;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Whether requests are stacked and why. */
+  readonly batching: BatchingDecision;
+  /** When the session became ready. */
+  readonly loadedAt: Date;
+}
+
+/**
+ * A loaded version that takes work: its session, warm-up, batching and counters are its
+ * insides, and it is the only place a serving ONNX run happens.
+ */
+export interface ServedVersion extends VersionDescriptor {
+  /** One predict request's inference: through the batcher when batching is enabled, else alone. */
+  run(tensors: readonly TensorData[]): Promise<TensorData[]>;
+  /** One decoding run of a generator, counted in `stats.runs`. */
+  step(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType>;
+  /** Counters since the version was loaded. */
+  readonly stats: VersionCounters;
+  /**
+   * Refuses new work (MODEL_NOT_READY), waits for the runs in flight, then releases the
+   * session. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** A version folder as the registry lists it; replaced (never changed) by the registry alone. */
+export interface VersionState {
   readonly version: number;
   readonly path: string;
-  status: ModelStatus;
-  error?: string;
-  loadedAt?: Date;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  session?: ort.InferenceSession;
-  /** Counters since start-up. */
-  stats: VersionStats;
-  /** Whether requests are stacked and why; set once the session is loaded. */
-  batching?: BatchingDecision;
-  /** Dynamic batching, when `batching` is enabled. */
-  batcher?: (tensors: TensorData[]) => Promise<TensorData[]>;
+  readonly status: ModelStatus;
+  /** Why the version is FAILED. */
+  readonly error?: string;
+  /** The version serving requests (READY), or the one that served before it was FAILED at run time. */
+  readonly served?: ServedVersion;
+  /** Inputs and outputs the session reported before loading failed, if it got that far. */
+  readonly reported?: { readonly inputs: readonly TensorSpec[]; readonly outputs: readonly TensorSpec[] };
 }
 
 export interface Model {
   readonly name: string;
   readonly manifest: Manifest;
   /** Versions in ascending order. */
-  readonly versions: ModelVersion[];
+  readonly versions: readonly VersionState[];
 }
 
 /** Dynamic batching settings of one model version (Triton's max_batch_size / max_queue_delay). */

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { DATATYPES } from './datatypes.ts';
 import type { Manifest } from './manifest.ts';
-import type { ModelVersion, TensorSpec } from './types.ts';
+import type { TensorSpec, VersionDescriptor } from './types.ts';
 
 type WarmupInput = NonNullable<Manifest['warmup']>['inputs'][number];
 
@@ -17,7 +17,7 @@ const QUIET: ort.InferenceSession.RunOptions = { logSeverityLevel: 4 };
  * - Without, the run is on zeros with every dynamic dimension 1. A valid model may reject
  *   that (a reflect pad needs length >= 2), so a failure is only logged as a warning.
  */
-export async function warmUp(session: ort.InferenceSession, entry: ModelVersion, warmup: Manifest['warmup'], log: Logger): Promise<void> {
+export async function warmUp(session: ort.InferenceSession, entry: Pick<VersionDescriptor, 'name' | 'version' | 'inputs'>, warmup: Manifest['warmup'], log: Logger): Promise<void> {
   if (warmup) {
     const feeds = manifestFeeds(entry.inputs, warmup.inputs);
     try {
@@ -36,7 +36,7 @@ export async function warmUp(session: ort.InferenceSession, entry: ModelVersion,
     await session.run(feeds, QUIET);
   } catch (error) {
     log.warn(
-      { model: entry.modelName, version: entry.version, reason: error instanceof Error ? error.message : String(error) },
+      { model: entry.name, version: entry.version, reason: error instanceof Error ? error.message : String(error) },
       'warm-up on zeros (dynamic dimensions 1) failed; the version is served anyway. Give model.json `warmup` inputs the model accepts',
     );
   }

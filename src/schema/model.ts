@@ -1,7 +1,7 @@
 import { MODEL_KINDS } from '../inference/manifest.ts';
 import { defaultVersionOf } from '../inference/repository.ts';
-import type { BatchingDecision, Model, ModelVersion } from '../inference/types.ts';
-import type { VersionStats } from '../inference/stats.ts';
+import type { BatchingDecision, Model, VersionState } from '../inference/types.ts';
+import { VersionStats, type VersionCounters } from '../inference/stats.ts';
 import { builder } from './builder.ts';
 import { TensorSpecRef } from './tensor.ts';
 
@@ -39,7 +39,7 @@ const BatchingRef = builder.objectRef<BatchingDecision>('Batching').implement({
   }),
 });
 
-const ModelVersionStatsRef = builder.objectRef<VersionStats>('ModelVersionStats').implement({
+const ModelVersionStatsRef = builder.objectRef<VersionCounters>('ModelVersionStats').implement({
   description: 'Counters since the server started: watch batches form under load.',
   fields: (t) => ({
     runs: t.exposeInt('runs', { description: 'ONNX runs of any kind (predict batches and generation steps).' }),
@@ -52,7 +52,10 @@ const ModelVersionStatsRef = builder.objectRef<VersionStats>('ModelVersionStats'
   }),
 });
 
-export const ModelVersionRef = builder.objectRef<ModelVersion>('ModelVersion').implement({
+/** The counters of a version that never served. */
+const NO_STATS: VersionCounters = Object.freeze(new VersionStats());
+
+export const ModelVersionRef = builder.objectRef<VersionState>('ModelVersion').implement({
   description: 'One numbered version folder of a model (`models/<name>/<version>/model.onnx`).',
   fields: (t) => ({
     version: t.exposeInt('version', { description: 'Positive integer from the folder name.' }),
@@ -62,17 +65,17 @@ export const ModelVersionRef = builder.objectRef<ModelVersion>('ModelVersion').i
       type: 'DateTime',
       nullable: true,
       description: 'When the session became ready.',
-      resolve: (v) => v.loadedAt ?? null,
+      resolve: (v) => v.served?.loadedAt ?? null,
     }),
-    inputs: t.field({ type: [TensorSpecRef], description: 'Inputs, as the session reports them.', resolve: (v) => v.inputs }),
-    outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', resolve: (v) => v.outputs }),
+    inputs: t.field({ type: [TensorSpecRef], description: 'Inputs, as the session reports them.', resolve: (v) => [...(v.served ?? v.reported)?.inputs ?? []] }),
+    outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', resolve: (v) => [...(v.served ?? v.reported)?.outputs ?? []] }),
     batching: t.field({
       type: BatchingRef,
       description: 'Whether dynamic batching is on for this version, and why.',
       resolve: (v) =>
-        v.batching ?? { enabled: false, reason: `version ${v.version} is ${v.status}`, maxBatchSize: 0, maxQueueDelayMs: 0, rowsMustAgree: false },
+        v.served?.batching ?? { enabled: false, reason: `version ${v.version} is ${v.status}`, maxBatchSize: 0, maxQueueDelayMs: 0, rowsMustAgree: false },
     }),
-    stats: t.field({ type: ModelVersionStatsRef, description: 'Inference counters since start-up.', resolve: (v) => v.stats }),
+    stats: t.field({ type: ModelVersionStatsRef, description: 'Inference counters since start-up.', resolve: (v) => v.served?.stats ?? NO_STATS }),
   }),
 });
 
@@ -91,7 +94,7 @@ export const ModelRef = builder.objectRef<Model>('Model').implement({
       description: 'Class labels in output order (classifiers).',
       resolve: (m) => m.manifest.labels ?? null,
     }),
-    versions: t.field({ type: [ModelVersionRef], description: 'Every version folder, ascending.', resolve: (m) => m.versions }),
+    versions: t.field({ type: [ModelVersionRef], description: 'Every version folder, ascending.', resolve: (m) => [...m.versions] }),
     defaultVersion: t.field({
       type: ModelVersionRef,
       nullable: true,

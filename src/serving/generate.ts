@@ -1,10 +1,10 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
-import { BadUserInputError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from '../errors.ts';
+import { BadUserInputError, ModelNotReadyError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from '../errors.ts';
 import type { ModelRepository } from '../inference/repository.ts';
-import type { ModelVersion } from '../inference/types.ts';
-import { createCausalLm } from '../inference/causal-lm.ts';
+import type { ServedVersion } from '../inference/types.ts';
+import { createCausalLm, LogitsWidthError } from '../inference/causal-lm.ts';
 import { describeGenerator, type GeneratorInterface } from '../inference/generator-interface.ts';
 import { sampleToken, seededRandom } from '../inference/sampling.ts';
 import { Tokenizer } from '../inference/tokenizer.ts';
@@ -52,7 +52,7 @@ export interface GenerationServiceOptions {
 export type GenerationService = ReturnType<typeof createGenerationService>;
 
 interface Plan {
-  version: ModelVersion;
+  version: ServedVersion;
   tokenizer: Tokenizer;
   promptIds: number[];
   generator: GeneratorInterface;
@@ -74,9 +74,9 @@ export function createGenerationService(options: GenerationServiceOptions) {
 
   function plan(input: GenerateInput): Plan {
     const version = models.resolve(input.model, input.version);
-    const manifest = models.get(version.modelName)!.manifest;
+    const { manifest } = version;
     if (manifest.kind !== 'GENERATOR') {
-      throw new BadUserInputError([{ path: ['input', 'model'], message: `model \`${version.modelName}\` is not a GENERATOR` }]);
+      throw new BadUserInputError([{ path: ['input', 'model'], message: `model \`${version.name}\` is not a GENERATOR` }]);
     }
     // Checked at load (repository.ts), so a READY GENERATOR always has a servable interface.
     const generator = describeGenerator(manifest, version.inputs, version.outputs);
@@ -85,7 +85,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
     const { ids, unknown } = tokenizer.encode(input.prompt);
     if (unknown.length > 0) {
       const listed = unknown.slice(0, 10).map((u) => `${JSON.stringify(u.char)} at ${u.index}`).join(', ');
-      issues.push({ path: ['input', 'prompt'], message: `characters not in the vocabulary of \`${version.modelName}\`: ${listed}${unknown.length > 10 ? ', …' : ''}` });
+      issues.push({ path: ['input', 'prompt'], message: `characters not in the vocabulary of \`${version.name}\`: ${listed}${unknown.length > 10 ? ', …' : ''}` });
     }
     if (ids.length === 0 && unknown.length === 0) issues.push({ path: ['input', 'prompt'], message: 'the prompt must hold at least one token' });
     const context = generator.contextLength;
@@ -118,7 +118,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
         finishReason = 'CANCELLED';
         break;
       }
-      const logits = generated.length === 0 ? await model.start(p.promptIds) : await model.next(generated.at(-1)!);
+      const logits = await failOnWidth(p.version, generated.length === 0 ? model.start(p.promptIds) : model.next(generated.at(-1)!));
       const next = sampleToken(logits, input, random);
       generated.push(next);
       const token = tokenizer.vocabulary[next] ?? '';
@@ -135,7 +135,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
 
     const record: PredictionRecord = {
       id: uuidv7(),
-      modelName: p.version.modelName,
+      modelName: p.version.name,
       version: p.version.version,
       createdAt: new Date(),
       latencyMs: performance.now() - started,
@@ -153,6 +153,17 @@ export function createGenerationService(options: GenerationServiceOptions) {
     };
     await history.append(record);
     yield { index: generated.length, token: '', text, done: true, finishReason, predictionId: record.id, prediction: record };
+  }
+
+  /** A generator whose logits do not fit its vocabulary cannot be served: the version becomes FAILED. */
+  async function failOnWidth<T>(version: ServedVersion, step: Promise<T>): Promise<T> {
+    try {
+      return await step;
+    } catch (error) {
+      if (!(error instanceof LogitsWidthError)) throw error;
+      void models.fail(version.name, version.version, error.message).catch(() => undefined);
+      throw new ModelNotReadyError(version.name, version.version, 'FAILED', error.message);
+    }
   }
 
   return {

@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import { v7 as uuidv7 } from 'uuid';
 import type { ModelRepository } from '../inference/repository.ts';
 import { interpretationOf, outcomeOf } from '../inference/interpretation.ts';
-import { infer } from '../inference/run.ts';
 import { requestTensors, type PredictRequest } from '../inference/tensors.ts';
 import type { History } from './history.ts';
 import type { PredictionRecord } from './records.ts';
@@ -26,13 +25,12 @@ export function createPredictionService(deps: { models: ModelRepository; history
     async predict(input: PredictInput): Promise<PredictionRecord> {
       const started = performance.now();
       const version = models.resolve(input.model, input.version);
-      const manifest = models.get(version.modelName)!.manifest;
-      const inputs = requestTensors(version, manifest, input);
-      const outputs = await infer(version, inputs);
-      const interpretation = interpretationOf(manifest, version.outputs[0]?.name);
+      const inputs = requestTensors(version, input);
+      const outputs = await version.run(inputs);
+      const interpretation = interpretationOf(version.manifest, version.outputs[0]?.name);
       const record: PredictionRecord = {
         id: uuidv7(),
-        modelName: version.modelName,
+        modelName: version.name,
         version: version.version,
         createdAt: new Date(),
         latencyMs: performance.now() - started,
