@@ -26,28 +26,17 @@ import { GatewayError } from '../errors.ts';
  * where fallbackMasking gives them the same shape through `gatewayGraphQLError`.
  */
 export function useGatewayErrors(): Plugin {
+  /** One result, or each event of a stream (whose status line was sent with its first byte). */
+  const onResult =
+    (overHttp: boolean) =>
+    ({ result, setResult }: { result: ExecutionResult | AsyncIterable<unknown>; setResult: (result: ExecutionResult) => void }) => {
+      if (isAsyncIterable(result)) return { onNext: (event: { result: ExecutionResult; setResult: (result: ExecutionResult) => void }) => mapResult(event.result, event.setResult, false) };
+      mapResult(result, setResult, overHttp);
+      return undefined;
+    };
   return {
-    onExecute({ args }) {
-      const overHttp = isHttp(args.contextValue);
-      return {
-        onExecuteDone({ result, setResult }) {
-          if (isAsyncIterable(result)) return { onNext: ({ result, setResult }) => mapResult(result, setResult, false) };
-          mapResult(result, setResult, overHttp);
-          return undefined;
-        },
-      };
-    },
-    onSubscribe({ args }) {
-      const overHttp = isHttp(args.contextValue);
-      return {
-        onSubscribeResult({ result, setResult }) {
-          // Events of a running stream: the status line was sent with the first byte.
-          if (isAsyncIterable(result)) return { onNext: ({ result, setResult }) => mapResult(result, setResult, false) };
-          mapResult(result, setResult, overHttp);
-          return undefined;
-        },
-      };
-    },
+    onExecute: ({ args }) => ({ onExecuteDone: onResult(isHttp(args.contextValue)) }),
+    onSubscribe: ({ args }) => ({ onSubscribeResult: onResult(isHttp(args.contextValue)) }),
     // Armor's limits reject during parsing and validation, outside execution.
     onResultProcess({ result, setResult }) {
       if (Array.isArray(result) || isAsyncIterable(result) || !result.errors?.some(isLimitError)) return;
