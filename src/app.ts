@@ -16,7 +16,12 @@ import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
 import { openDatabase, sqliteFile, type Database } from './store/database.ts';
-import { openSqliteHistoryWriter } from './store/sqlite-history-writer.ts';
+import { openSqliteHistoryWriter, openSqliteWriteConnection } from './store/sqlite-history-writer.ts';
+import { createBatchJobRepository } from './store/batch-job-repository.ts';
+import { createBatchJobService } from './serving/batch-jobs.ts';
+import { createNotifier } from './serving/batch-notify.ts';
+import { createBatchWorker } from './serving/batch-worker.ts';
+import { batchResultsDownload } from './transport/batch-results-download.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
 import { readBodyWithin } from './transport/body-limit.ts';
@@ -29,6 +34,8 @@ export interface AppOptions {
   onQuery?: (sql: string) => void;
   /** Subscriber queue limits (tests make them small to overflow them). */
   eventBus?: EventBusOptions;
+  /** First wait between notifyUrl attempts (tests shorten it). @default 1000 */
+  notifyBackoffMs?: number;
 }
 
 /**
@@ -103,6 +110,14 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const history = createHistory({ store: predictions, bus });
   const predictionService = createPredictionService({ models, history });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
+  const batchWriter = openSqliteWriteConnection(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous });
+  const batchJobStore = createBatchJobRepository(db, batchWriter, { onQuery: options.onQuery });
+  const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
+  const batchWorker = createBatchWorker({ store: batchJobStore, models, bus, notifier, log }, { concurrency: config.batch.concurrency, chunkRows: config.batch.chunkRows });
+  const batchJobs = createBatchJobService({ store: batchJobStore, models, bus, notifier, wake: batchWorker.wake, limits: { maxRows: config.batch.maxRows } });
+  // The worker starts once the models are loaded: the jobs it resumes need them.
+  const batchWorkerStarted = modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
+  const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions });
 
   const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse }, Context>({
     schema,
@@ -122,6 +137,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       predictions,
       predictionService,
       generationService,
+      batchJobs,
+      batchJobStore,
       bus,
       loaders: createLoaders(predictions),
       tensorVariables: new TensorVariables(),
@@ -141,6 +158,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     req.headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
     if (req.method === 'GET' || req.method === 'HEAD') {
+      if (downloadResults(req, res)) return;
       void yoga(req, res);
       return;
     }
@@ -165,6 +183,12 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     yoga,
     bus,
     generationService,
+    batchJobs,
+    batchJobStore,
+    batchWorker,
+    notifier,
+    /** Resolves once the batch worker has resumed its jobs and takes new ones. */
+    batchWorkerStarted,
     handle,
     /** Resolves once every model version is READY or FAILED. */
     modelsLoaded,
@@ -179,11 +203,13 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       webSockets: sockets.reduce((n, s) => n + s.sockets(), 0),
     }),
     /**
-     * First step of shutdown: refuse new generations and end running ones with a
+     * First step of shutdown: stop the batch worker (its jobs commit their chunk in flight
+     * and resume at the next start); refuse new generations and end running ones with a
      * CANCELLED event; wait for queries and mutations in flight over WebSocket (HTTP
      * ones are waited for by the server's close); then end subscriptions and close WebSockets.
      */
     async drain(): Promise<void> {
+      await batchWorker.stop();
       await generationService.close();
       await Promise.all(sockets.map((s) => s.idle()));
       await Promise.all(sockets.map((s) => s.close()));
@@ -198,6 +224,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await yoga.dispose();
       await models.close();
       historyWriter.close();
+      batchWriter.close();
       await db.$disconnect();
     },
   };

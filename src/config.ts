@@ -6,6 +6,12 @@ const booleanFlag = z
   .enum(['true', 'false', '1', '0'], { error: 'expected true, false, 1 or 0' })
   .transform((value) => value === 'true' || value === '1');
 
+const wholeNumber = (min: number) =>
+  z.coerce
+    .number({ error: `expected a whole number >= ${min}` })
+    .int({ error: `expected a whole number >= ${min}` })
+    .min(min, { error: `expected a whole number >= ${min}` });
+
 /** The environment the gateway reads at boot. Every variable is optional. */
 const environmentSchema = z.object({
   /** TCP port for HTTP. 0 picks a free port. @default 4000 */
@@ -47,6 +53,16 @@ const environmentSchema = z.object({
     .int({ error: 'expected a whole number of milliseconds' })
     .min(0, { error: 'expected a whole number of milliseconds' })
     .default(10_000),
+  /** Rows per batch job at most; a bigger submit is BAD_USER_INPUT before anything is queued. @default 1000000 */
+  MAX_BATCH_ROWS: wholeNumber(1).default(1_000_000),
+  /** Batch jobs running at once in this process. @default 1 */
+  BATCH_CONCURRENCY: wholeNumber(1).default(1),
+  /** Rows per batch chunk: scored together and committed in one transaction with the job's progress. @default 1000 */
+  BATCH_CHUNK_ROWS: wholeNumber(1).default(1000),
+  /** Per attempt of a batch job's end-of-job POST to its notifyUrl. @default 5000 */
+  BATCH_NOTIFY_TIMEOUT_MS: wholeNumber(1).default(5000),
+  /** Attempts of that POST, the first included (backoff 1 s, doubling). @default 3 */
+  BATCH_NOTIFY_ATTEMPTS: wholeNumber(1).default(3),
 });
 
 export type Config = Readonly<{
@@ -60,6 +76,7 @@ export type Config = Readonly<{
   shutdownTimeoutMs: number;
   maxGenerations: number;
   batching: boolean;
+  batch: Readonly<{ maxRows: number; concurrency: number; chunkRows: number; notifyTimeoutMs: number; notifyAttempts: number }>;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -98,5 +115,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,
     batching: e.BATCHING,
+    batch: Object.freeze({
+      maxRows: e.MAX_BATCH_ROWS,
+      concurrency: e.BATCH_CONCURRENCY,
+      chunkRows: e.BATCH_CHUNK_ROWS,
+      notifyTimeoutMs: e.BATCH_NOTIFY_TIMEOUT_MS,
+      notifyAttempts: e.BATCH_NOTIFY_ATTEMPTS,
+    }),
   });
 }

@@ -8,6 +8,7 @@
 export type ErrorCode =
   | 'BAD_USER_INPUT'
   | 'MODEL_NOT_FOUND'
+  | 'NOT_FOUND'
   | 'MODEL_NOT_READY'
   | 'TOO_MANY_REQUESTS'
   | 'SERVICE_UNAVAILABLE'
@@ -65,6 +66,14 @@ export class ModelNotFoundError extends GatewayError {
         : `Model \`${model}\` has no version ${version}`,
       { model, ...(version === undefined ? {} : { version }) },
     );
+  }
+}
+
+/** An object addressed by id (a batch job) does not exist. */
+export class NotFoundError extends GatewayError {
+  override readonly name = 'NotFoundError';
+  constructor(what: string, id: string) {
+    super('NOT_FOUND', 404, `No ${what} with id \`${id}\``, { id });
   }
 }
 

@@ -17,6 +17,7 @@ describe('config', () => {
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
       batching: true,
+      batch: { maxRows: 1_000_000, concurrency: 1, chunkRows: 1000, notifyTimeoutMs: 5000, notifyAttempts: 3 },
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -30,6 +31,8 @@ describe('config', () => {
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
     [{ SQLITE_SYNCHRONOUS: 'OFF' }, 'Invalid configuration: SQLITE_SYNCHRONOUS: expected FULL or NORMAL, got "OFF"'],
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'Invalid configuration: SHUTDOWN_TIMEOUT_MS: expected a whole number of milliseconds, got "-1"'],
+    [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
+    [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -1,9 +1,12 @@
+import type { BatchJobRecord } from '../serving/batch-job-store.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import { createSubscriberQueue, type SubscriberQueueStats } from './subscriber-queue.ts';
 
 /** Topics and their payloads. */
 export interface Events {
   'prediction.created': PredictionRecord;
+  /** A batch job changed: queued, started, a chunk committed, or ended. */
+  'batch-job.progress': BatchJobRecord;
 }
 
 export interface EventBus {
@@ -39,6 +42,7 @@ export function approximateBytes(record: PredictionRecord): number {
 
 const SIZE_OF: { [T in keyof Events]: (payload: Events[T]) => number } = {
   'prediction.created': approximateBytes,
+  'batch-job.progress': () => 512,
 };
 
 /** A subscriber's queue; a topic's set holds queues of that topic's payload only. */

@@ -9,6 +9,8 @@ import type { EventBus } from '../pubsub/event-bus.ts';
 import type { Loaders } from '../store/loaders.ts';
 import type { TensorVariables } from '../transport/use-tensor-variables.ts';
 import type { PredictionStore } from '../serving/prediction-store.ts';
+import type { BatchJobStore } from '../serving/batch-job-store.ts';
+import type { BatchJobService } from '../serving/batch-jobs.ts';
 
 /** What every resolver gets; built per request in app.ts. */
 export interface Context {
@@ -16,6 +18,8 @@ export interface Context {
   models: ModelRepository;
   predictions: PredictionStore;
   predictionService: PredictionService;
+  batchJobs: BatchJobService;
+  batchJobStore: BatchJobStore;
   generationService: GenerationService;
   bus: EventBus;
   loaders: Loaders;
@@ -25,7 +29,11 @@ export interface Context {
 
 export const builder = new SchemaBuilder<{
   Context: Context;
-  Scalars: { DateTime: { Input: Date; Output: Date } };
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    /** An upload's token (transport/multipart-upload.ts); resolvers trade it for the file with `ctx.uploads.take`. */
+    File: { Input: string; Output: never };
+  };
   DefaultFieldNullability: false;
 }>({
   // Fields are non-null unless they say `nullable: true`: the contract spells out every nullable one.

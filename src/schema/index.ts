@@ -3,5 +3,6 @@ import './tensor.ts';
 import './model.ts';
 import './prediction.ts';
 import './generation.ts';
+import './batch-job.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,10 +1,10 @@
 import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
-import { BadUserInputError } from '../errors.ts';
 import { interpretationOf, outcomeOf, type ClassScore, type Outcome } from '../inference/interpretation.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
+import { cursorCodec, pageInfoOf, PageInfoRef } from './pagination.ts';
 import { TensorInputRef, TensorRef } from './tensor.ts';
 
 const ClassScoreRef = builder.objectRef<ClassScore>('ClassScore').implement({
@@ -99,20 +99,10 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
   }),
 });
 
-const PageInfoRef = builder.objectRef<{ hasNextPage: boolean; startCursor: string | null; endCursor: string | null }>('PageInfo').implement({
-  description: 'Relay-style pagination state.',
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage', { description: 'More (older) predictions follow `endCursor`.' }),
-    hasPreviousPage: t.boolean({ description: 'Always false: the history pages forward only.', resolve: () => false }),
-    startCursor: t.exposeString('startCursor', { nullable: true, description: 'Cursor of the first edge.' }),
-    endCursor: t.exposeString('endCursor', { nullable: true, description: 'Cursor of the last edge; pass it as `after`.' }),
-  }),
-});
-
 const PredictionEdgeRef = builder.objectRef<PredictionRecord>('PredictionEdge').implement({
   description: 'A prediction and its cursor.',
   fields: (t) => ({
-    cursor: t.string({ description: 'Opaque position; pass as `after` to continue.', resolve: (p) => encodeCursor(p.id) }),
+    cursor: t.string({ description: 'Opaque position; pass as `after` to continue.', resolve: (p) => cursors.encode(p.id) }),
     node: t.field({ type: PredictionRef, description: 'The prediction.', resolve: (p) => p }),
   }),
 });
@@ -126,22 +116,12 @@ const PredictionConnectionRef = builder
       pageInfo: t.field({
         type: PageInfoRef,
         description: 'Where this page sits.',
-        resolve: (c) => ({
-          hasNextPage: c.hasNextPage,
-          startCursor: c.records[0] ? encodeCursor(c.records[0].id) : null,
-          endCursor: c.records.at(-1) ? encodeCursor(c.records.at(-1)!.id) : null,
-        }),
+        resolve: (c) => pageInfoOf(c.records, c.hasNextPage, (p) => cursors.encode(p.id)),
       }),
     }),
   });
 
-const CURSOR_PREFIX = 'prediction:';
-const encodeCursor = (id: string) => Buffer.from(CURSOR_PREFIX + id).toString('base64url');
-function decodeCursor(cursor: string): string {
-  const text = Buffer.from(cursor, 'base64url').toString();
-  if (!text.startsWith(CURSOR_PREFIX)) throw new BadUserInputError([{ path: ['after'], message: 'not a cursor from this API' }]);
-  return text.slice(CURSOR_PREFIX.length);
-}
+const cursors = cursorCodec('prediction');
 
 const MAX_PAGE = 100;
 
@@ -173,7 +153,7 @@ builder.queryFields((t) => ({
       after: t.arg.string({ description: "Continue after this cursor (a previous page's `pageInfo.endCursor`)." }),
     },
     resolve: async (_root, args, ctx) => {
-      const afterId = args.after != null ? decodeCursor(args.after) : undefined;
+      const afterId = args.after != null ? cursors.decode(args.after) : undefined;
       const page = await ctx.predictions.page(args, args.first ?? 20, afterId);
       for (const record of page.records) ctx.loaders.predictionById.prime(record.id, record);
       return page;

@@ -34,14 +34,11 @@ const toValues = (r: PredictionRecord): unknown[] => [
 ];
 
 /**
- * The history's write path: multi-row INSERTs on a better-sqlite3 connection of its own
- * (Prisma's client keeps the reads). Going around Prisma matters for big rows: its raw
- * query path cost about 18 MB of allocations for a 1.3 MB tensor, our own JSON string
- * plus SQLite's copy of it cost one. A test reads rows written here back through Prisma.
+ * Multi-row INSERTs of history rows on `db`, run synchronously in the caller's transaction
+ * (or as one statement's own transaction when the rows fit in one statement). Shared by
+ * the history writer and the batch-job store, whose chunk commits add rows of their own.
  */
-export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWriterOptions = {}): HistoryWriter {
-  const db = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000 });
-  db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+export function predictionInserter(db: Database.Database, onQuery?: (sql: string) => void): (records: readonly PredictionRecord[]) => void {
   const statements = new Map<number, Database.Statement>();
   const statementFor = (rows: number) => {
     let statement = statements.get(rows);
@@ -52,19 +49,38 @@ export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWrit
     }
     return statement;
   };
-  const insertChunk = (chunk: readonly PredictionRecord[]) => {
-    const statement = statementFor(chunk.length);
-    options.onQuery?.(statement.source);
-    statement.run(chunk.flatMap(toValues));
+  return (records) => {
+    for (let start = 0; start < records.length; start += ROWS_PER_INSERT) {
+      const chunk = records.slice(start, start + ROWS_PER_INSERT);
+      const statement = statementFor(chunk.length);
+      onQuery?.(statement.source);
+      statement.run(chunk.flatMap(toValues));
+    }
   };
+}
+
+/** A better-sqlite3 connection for writes, with the durability the config asks for. */
+export function openSqliteWriteConnection(file: string, options: SqliteHistoryWriterOptions = {}): Database.Database {
+  const db = new Database(file, { timeout: options.busyTimeoutMs ?? 10_000 });
+  db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+  return db;
+}
+
+/**
+ * The history's write path: multi-row INSERTs on a better-sqlite3 connection of its own
+ * (Prisma's client keeps the reads). Going around Prisma matters for big rows: its raw
+ * query path cost about 18 MB of allocations for a 1.3 MB tensor, our own JSON string
+ * plus SQLite's copy of it cost one. A test reads rows written here back through Prisma.
+ */
+export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWriterOptions = {}): HistoryWriter {
+  const db = openSqliteWriteConnection(file, options);
+  const insert = predictionInserter(db, options.onQuery);
   // One transaction for any number of rows: all commit together or none do.
-  const insertAll = db.transaction((records: readonly PredictionRecord[]) => {
-    for (let start = 0; start < records.length; start += ROWS_PER_INSERT) insertChunk(records.slice(start, start + ROWS_PER_INSERT));
-  });
+  const insertAll = db.transaction((records: readonly PredictionRecord[]) => insert(records));
   return {
     async insert(records) {
       // One statement is one transaction in SQLite; more rows than one statement holds need BEGIN/COMMIT.
-      if (records.length <= ROWS_PER_INSERT) insertChunk(records);
+      if (records.length <= ROWS_PER_INSERT) insert(records);
       else insertAll(records);
     },
     pragma: (name) => db.pragma(name, { simple: true }),
