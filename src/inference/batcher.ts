@@ -12,12 +12,12 @@ export interface BatchTarget {
   stats: Pick<VersionStats, 'recordBatch' | 'recordQueueDelay'>;
 }
 
-interface Job {
+/** One request as the stacking code sees it. */
+export interface Job {
   tensors: readonly TensorData[];
   rows: number;
   /** Inputs' names, datatypes and non-batch dimensions: only equal signatures stack. */
   signature: string;
-  enqueuedAt: number;
 }
 
 /**
@@ -28,17 +28,11 @@ interface Job {
  * run fails, each request is run alone, so one bad request never fails its neighbours.
  */
 export function createBatcher(target: BatchTarget, options: BatchingOptions): (tensors: readonly TensorData[]) => Promise<TensorData[]> {
-  const loader = new DataLoader<Job, TensorData[]>(
+  const loader = new DataLoader<Job & { enqueuedAt: number }, TensorData[]>(
     async (jobs) => {
       const dispatchedAt = performance.now();
       for (const job of jobs) target.stats.recordQueueDelay(dispatchedAt - job.enqueuedAt);
-      const results = new Array<TensorData[] | Error>(jobs.length);
-      const groups = new Map<string, number[]>();
-      jobs.forEach((job, i) => groups.set(job.signature, [...(groups.get(job.signature) ?? []), i]));
-      await Promise.all(
-        [...groups.values()].flatMap((indices) => chunkByRows(indices, jobs, options.maxBatchSize)).map((chunk) => runChunk(target, chunk, jobs, results)),
-      );
-      return results;
+      return runJobs(target, jobs, options.maxBatchSize);
     },
     {
       cache: false,
@@ -47,17 +41,29 @@ export function createBatcher(target: BatchTarget, options: BatchingOptions): (t
     },
   );
   return (tensors) => {
-    const rows = agreedRows(tensors);
-    if (rows === undefined) return target.runAlone(tensors);
-    const signature = tensors.map((t) => `${t.name}:${t.datatype}:${t.shape.slice(1).join('x')}`).join('|');
-    return loader.load({ tensors, rows, signature, enqueuedAt: performance.now() });
+    const job = jobOf(tensors);
+    return job ? loader.load({ ...job, enqueuedAt: performance.now() }) : target.runAlone(tensors);
   };
 }
 
-/** The first dimension every tensor shares, or undefined when there is none to stack along. */
-function agreedRows(tensors: readonly TensorData[]): number | undefined {
+/** The request as a stackable job, or undefined when its inputs share no first dimension to stack along. */
+export function jobOf(tensors: readonly TensorData[]): Job | undefined {
   const rows = tensors[0]?.shape[0];
-  return tensors.every((t) => t.shape.length >= 1 && t.shape[0] === rows) ? rows : undefined;
+  if (rows === undefined || !tensors.every((t) => t.shape.length >= 1 && t.shape[0] === rows)) return undefined;
+  return { tensors, rows, signature: tensors.map((t) => `${t.name}:${t.datatype}:${t.shape.slice(1).join('x')}`).join('|') };
+}
+
+/**
+ * Runs jobs stacked: those of equal signature in runs of at most maxRows rows. The result
+ * has one slot per job, in order: its own outputs, or the Error of its lone run when its
+ * stacked run failed (then every job of that run was retried alone).
+ */
+export async function runJobs(target: BatchTarget, jobs: readonly Job[], maxRows: number): Promise<Array<TensorData[] | Error>> {
+  const results = new Array<TensorData[] | Error>(jobs.length);
+  const groups = new Map<string, number[]>();
+  jobs.forEach((job, i) => groups.set(job.signature, [...(groups.get(job.signature) ?? []), i]));
+  await Promise.all([...groups.values()].flatMap((indices) => chunkByRows(indices, jobs, maxRows)).map((chunk) => runChunk(target, chunk, jobs, results)));
+  return results;
 }
 
 /** Consecutive runs of jobs holding at most maxRows rows (a single larger job runs alone). */

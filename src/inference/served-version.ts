@@ -3,12 +3,13 @@ import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { ModelNotReadyError } from '../errors.ts';
 import { createBatcher } from './batcher.ts';
+import { createBulkLane } from './bulk-lane.ts';
 import { decideBatching } from './batching-policy.ts';
 import type { Manifest } from './manifest.ts';
 import { applyManifest, specOf } from './session-signature.ts';
 import { VersionStats } from './stats.ts';
 import { fromResults, toFeeds } from './tensors.ts';
-import type { ServedVersion, TensorData, TensorSpec, VersionDescriptor } from './types.ts';
+import type { RunOptions, ServedVersion, TensorData, TensorSpec, VersionDescriptor } from './types.ts';
 import { warmUp } from './warmup.ts';
 
 export interface LoadOptions {
@@ -71,8 +72,9 @@ const frozenSpecs = (specs: readonly TensorSpec[]) =>
   Object.freeze(specs.map((s) => Object.freeze({ ...s, shape: Object.freeze([...s.shape]), dimNames: Object.freeze([...s.dimNames]) }) as TensorSpec));
 
 /**
- * Serves one loaded session. Every run and step is counted in `stats` and tracked until it
- * settles, so `close()` can wait for the runs in flight before releasing the session.
+ * Serves one loaded session. Every run and step (online or bulk) is counted in `stats` and
+ * tracked until it settles, so `close()` can wait for the runs in flight and the queued bulk
+ * requests before releasing the session.
  */
 export function createServedVersion(session: ort.InferenceSession, descriptor: VersionDescriptor): ServedVersion {
   const { name, version } = descriptor;
@@ -87,6 +89,7 @@ export function createServedVersion(session: ort.InferenceSession, descriptor: V
     return runStacked(tensors);
   };
   const batcher = descriptor.batching.enabled ? createBatcher({ runAlone, runStacked, stats }, descriptor.batching) : undefined;
+  const lane = createBulkLane({ runAlone, runStacked, stats }, { maxBatchSize: batcher ? descriptor.batching.maxBatchSize : 0 });
 
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -110,7 +113,8 @@ export function createServedVersion(session: ort.InferenceSession, descriptor: V
     batching: Object.freeze({ ...descriptor.batching }),
     loadedAt: descriptor.loadedAt,
     stats,
-    run: (tensors: readonly TensorData[]) => tracked(() => (batcher ? batcher(tensors) : runAlone(tensors))),
+    run: (tensors: readonly TensorData[], options?: RunOptions) =>
+      tracked(() => (options?.priority === 'bulk' ? lane.bulk(tensors) : lane.online(() => (batcher ? batcher(tensors) : runAlone(tensors))))),
     step: (feeds: Record<string, ort.Tensor>) => tracked(() => runSession(feeds)),
     close() {
       closing ??= (async () => {

@@ -13,7 +13,7 @@ export class VersionStats {
   rows = 0;
   /** ONNX runs that served predict requests; requests / batches is the mean batch size. */
   batches = 0;
-  /** Requests that waited in the batching queue, and for how long in all. */
+  /** Online requests that waited in the batching queue, and for how long in all (bulk waits are not counted). */
   queued = 0;
   queueDelayTotalMs = 0;
   queueDelayMaxMs = 0;

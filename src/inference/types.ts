@@ -44,8 +44,13 @@ export interface VersionDescriptor {
  * insides, and it is the only place a serving ONNX run happens.
  */
 export interface ServedVersion extends VersionDescriptor {
-  /** One predict request's inference: through the batcher when batching is enabled, else alone. */
-  run(tensors: readonly TensorData[]): Promise<TensorData[]>;
+  /**
+   * One request's inference: through the batcher when batching is enabled, else alone.
+   * `bulk` requests (background batch jobs) wait in a queue of their own until no online
+   * run of this version is queued or running, or the queue's head has waited 100 ms
+   * (BULK_MAX_WAIT_MS), and are stacked with each other only; see bulk-lane.ts.
+   */
+  run(tensors: readonly TensorData[], options?: RunOptions): Promise<TensorData[]>;
   /** One decoding run of a generator, counted in `stats.runs`. */
   step(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType>;
   /** Counters since the version was loaded. */
@@ -55,6 +60,11 @@ export interface ServedVersion extends VersionDescriptor {
    * session. Idempotent.
    */
   close(): Promise<void>;
+}
+
+export interface RunOptions {
+  /** `online` for a client waiting on the answer; `bulk` yields to all online work. @default 'online' */
+  priority?: 'online' | 'bulk';
 }
 
 /** A version folder as the registry lists it; replaced (never changed) by the registry alone. */
