@@ -47,6 +47,17 @@ const environmentSchema = z.object({
     .int({ error: 'expected a whole number of milliseconds' })
     .min(0, { error: 'expected a whole number of milliseconds' })
     .default(10_000),
+  /**
+   * Bytes of all files of one GraphQL multipart request together (they stream to disk;
+   * other requests keep the 4 MB body limit). @default 268435456 (256 MB)
+   */
+  MAX_UPLOAD_BYTES: z.coerce
+    .number({ error: 'expected a whole number of bytes >= 1' })
+    .int({ error: 'expected a whole number of bytes >= 1' })
+    .min(1, { error: 'expected a whole number of bytes >= 1' })
+    .default(256 * 1024 * 1024),
+  /** Folder for uploaded files while their request runs. @default <os temp dir>/gateway-uploads */
+  UPLOAD_DIR: z.string().min(1, { error: 'expected a folder path' }).optional(),
 });
 
 export type Config = Readonly<{
@@ -60,6 +71,9 @@ export type Config = Readonly<{
   shutdownTimeoutMs: number;
   maxGenerations: number;
   batching: boolean;
+  maxUploadBytes: number;
+  /** Unset: `gateway-uploads` in the OS temp folder. */
+  uploadDir: string | undefined;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -98,5 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,
     batching: e.BATCHING,
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    uploadDir: e.UPLOAD_DIR,
   });
 }

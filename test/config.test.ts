@@ -17,6 +17,8 @@ describe('config', () => {
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
       batching: true,
+      maxUploadBytes: 268_435_456,
+      uploadDir: undefined,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -29,10 +31,16 @@ describe('config', () => {
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
     [{ SQLITE_SYNCHRONOUS: 'OFF' }, 'Invalid configuration: SQLITE_SYNCHRONOUS: expected FULL or NORMAL, got "OFF"'],
+    [{ MAX_UPLOAD_BYTES: '1.5' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "1.5"'],
+    [{ MAX_UPLOAD_BYTES: '0' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "0"'],
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'Invalid configuration: SHUTDOWN_TIMEOUT_MS: expected a whole number of milliseconds, got "-1"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads the upload limit and folder', () => {
+    expect(loadConfig({ MAX_UPLOAD_BYTES: '1048576', UPLOAD_DIR: '/var/tmp/uploads' })).toMatchObject({ maxUploadBytes: 1_048_576, uploadDir: '/var/tmp/uploads' });
   });
 
   it('reads .env, with the real environment winning', () => {
