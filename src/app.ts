@@ -1,4 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { createYoga } from 'graphql-yoga';
@@ -25,6 +27,7 @@ import { batchResultsDownload } from './transport/batch-results-download.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
 import { readBodyWithin } from './transport/body-limit.ts';
+import { isMultipart, readMultipartOperation, Uploads } from './transport/multipart-upload.ts';
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 
@@ -119,6 +122,10 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const batchWorkerStarted = modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
   const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions });
 
+  /** The files of each multipart request, for its context; other requests get none. */
+  const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
+  const uploadDir = config.uploadDir ?? join(tmpdir(), 'gateway-uploads');
+
   const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -128,6 +135,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     // firewalls. The bundle costs ~45 MB of memory, so it loads on the first page view.
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     landingPage: false,
+    // Multipart requests are read in `handle`, files to disk; Yoga's own parser would hold them in memory.
+    multipart: false,
     logging: yogaLogger(log),
     maskedErrors: fallbackMasking(log),
     context: (initial) => ({
@@ -142,6 +151,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       bus,
       loaders: createLoaders(predictions),
       tensorVariables: new TensorVariables(),
+      uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
     }),
     plugins: [
       ...armor.protect().plugins,
@@ -160,6 +170,22 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (downloadResults(req, res)) return;
       void yoga(req, res);
+      return;
+    }
+    if (isMultipart(req)) {
+      readMultipartOperation(req, res, { maxFileBytes: config.maxUploadBytes, maxFieldBytes: MAX_BODY_BYTES, dir: uploadDir }).then(
+        (operation) => {
+          if (!operation) return;
+          uploadsOf.set(req, operation.uploads);
+          res.once('close', () => {
+            operation.uploads.cleanup().catch((error: unknown) => log.warn({ err: error, requestId }, 'could not delete uploaded files'));
+          });
+          req.headers['content-type'] = 'application/json';
+          (req as IncomingMessage & { body?: unknown }).body = operation.body;
+          void yoga(req, res);
+        },
+        () => res.destroy(),
+      );
       return;
     }
     readBodyWithin(req, res, MAX_BODY_BYTES).then(

@@ -63,6 +63,17 @@ const environmentSchema = z.object({
   BATCH_NOTIFY_TIMEOUT_MS: wholeNumber(1).default(5000),
   /** Attempts of that POST, the first included (backoff 1 s, doubling). @default 3 */
   BATCH_NOTIFY_ATTEMPTS: wholeNumber(1).default(3),
+  /**
+   * Bytes of all files of one GraphQL multipart request together (they stream to disk;
+   * other requests keep the 4 MB body limit). @default 268435456 (256 MB)
+   */
+  MAX_UPLOAD_BYTES: z.coerce
+    .number({ error: 'expected a whole number of bytes >= 1' })
+    .int({ error: 'expected a whole number of bytes >= 1' })
+    .min(1, { error: 'expected a whole number of bytes >= 1' })
+    .default(256 * 1024 * 1024),
+  /** Folder for uploaded files while their request runs. @default <os temp dir>/gateway-uploads */
+  UPLOAD_DIR: z.string().min(1, { error: 'expected a folder path' }).optional(),
 });
 
 export type Config = Readonly<{
@@ -77,6 +88,9 @@ export type Config = Readonly<{
   maxGenerations: number;
   batching: boolean;
   batch: Readonly<{ maxRows: number; concurrency: number; chunkRows: number; notifyTimeoutMs: number; notifyAttempts: number }>;
+  maxUploadBytes: number;
+  /** Unset: `gateway-uploads` in the OS temp folder. */
+  uploadDir: string | undefined;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -122,5 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
       notifyTimeoutMs: e.BATCH_NOTIFY_TIMEOUT_MS,
       notifyAttempts: e.BATCH_NOTIFY_ATTEMPTS,
     }),
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    uploadDir: e.UPLOAD_DIR,
   });
 }

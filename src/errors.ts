@@ -110,8 +110,8 @@ export class ServiceUnavailableError extends GatewayError {
 /** A request body (or message) is over the size limit; it was not read. */
 export class PayloadTooLargeError extends GatewayError {
   override readonly name = 'PayloadTooLargeError';
-  constructor(limit: number) {
-    super('PAYLOAD_TOO_LARGE', 413, `Request body over ${limit} bytes`);
+  constructor(limit: number, message = `Request body over ${limit} bytes`) {
+    super('PAYLOAD_TOO_LARGE', 413, message);
   }
 }
 

@@ -18,6 +18,8 @@ describe('config', () => {
       maxGenerations: 32,
       batching: true,
       batch: { maxRows: 1_000_000, concurrency: 1, chunkRows: 1000, notifyTimeoutMs: 5000, notifyAttempts: 3 },
+      maxUploadBytes: 268_435_456,
+      uploadDir: undefined,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -30,12 +32,18 @@ describe('config', () => {
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
     [{ SQLITE_SYNCHRONOUS: 'OFF' }, 'Invalid configuration: SQLITE_SYNCHRONOUS: expected FULL or NORMAL, got "OFF"'],
+    [{ MAX_UPLOAD_BYTES: '1.5' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "1.5"'],
+    [{ MAX_UPLOAD_BYTES: '0' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "0"'],
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'Invalid configuration: SHUTDOWN_TIMEOUT_MS: expected a whole number of milliseconds, got "-1"'],
     [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
     [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads the upload limit and folder', () => {
+    expect(loadConfig({ MAX_UPLOAD_BYTES: '1048576', UPLOAD_DIR: '/var/tmp/uploads' })).toMatchObject({ maxUploadBytes: 1_048_576, uploadDir: '/var/tmp/uploads' });
   });
 
   it('reads .env, with the real environment winning', () => {

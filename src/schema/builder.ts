@@ -8,6 +8,7 @@ import type { PredictionService } from '../serving/predict.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import type { Loaders } from '../store/loaders.ts';
 import type { TensorVariables } from '../transport/use-tensor-variables.ts';
+import type { Uploads } from '../transport/multipart-upload.ts';
 import type { PredictionStore } from '../serving/prediction-store.ts';
 import type { BatchJobStore } from '../serving/batch-job-store.ts';
 import type { BatchJobService } from '../serving/batch-jobs.ts';
@@ -25,6 +26,8 @@ export interface Context {
   loaders: Loaders;
   /** Big Float lists of this operation's variables (see transport/use-tensor-variables.ts). */
   tensorVariables: TensorVariables;
+  /** Files sent with a GraphQL multipart request, by the tokens in variables (see transport/multipart-upload.ts). */
+  uploads: Uploads;
 }
 
 export const builder = new SchemaBuilder<{

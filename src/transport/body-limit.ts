@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PayloadTooLargeError } from '../errors.ts';
+import { PayloadTooLargeError, type GatewayError } from '../errors.ts';
 
 /**
  * Reads a request body into one Buffer, counting bytes as they arrive, so a body with
@@ -9,7 +9,7 @@ import { PayloadTooLargeError } from '../errors.ts';
  */
 export function readBodyWithin(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer | undefined> {
   if (Number(req.headers['content-length'] ?? 0) > limit) {
-    payloadTooLarge(req, res, limit);
+    refuseUnread(req, res, new PayloadTooLargeError(limit));
     return Promise.resolve(undefined);
   }
   return new Promise((resolve, reject) => {
@@ -20,7 +20,7 @@ export function readBodyWithin(req: IncomingMessage, res: ServerResponse, limit:
       if (size > limit) {
         req.off('data', onData);
         req.off('end', onEnd);
-        payloadTooLarge(req, res, limit);
+        refuseUnread(req, res, new PayloadTooLargeError(limit));
         resolve(undefined);
         return;
       }
@@ -33,9 +33,12 @@ export function readBodyWithin(req: IncomingMessage, res: ServerResponse, limit:
   });
 }
 
-function payloadTooLarge(req: IncomingMessage, res: ServerResponse, limit: number): void {
+/**
+ * Answers `error` as a GraphQL-style JSON body on its HTTP status, without reading the rest
+ * of the request body: the connection is closed once the answer is out.
+ */
+export function refuseUnread(req: IncomingMessage, res: ServerResponse, error: GatewayError): void {
   req.pause();
-  const error = new PayloadTooLargeError(limit);
   res.writeHead(error.httpStatus, { 'content-type': 'application/json', connection: 'close' });
   res.end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code, ...error.details } }] }));
   // Unread body bytes may still be on the way: drop the connection once the answer is out.
