@@ -6,7 +6,7 @@ const ROWS = 30_000;
 
 async function gql(url: string, query: string, variables?: Record<string, unknown>) {
   const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-  return (await res.json()) as any;
+  return (await res.json());
 }
 
 const JOB = `query ($id: ID!) { batchJob(id: $id) { status processed failed total } }`;

@@ -52,7 +52,7 @@ async function upload(gw: TestGateway, text: string, filename: string, input: Re
   form.set('map', JSON.stringify({ 0: ['variables.input.file'] }));
   form.set('0', new Blob([text]), filename);
   const res = await fetch(`${gw.url}/graphql`, { method: 'POST', body: form, headers: { accept: 'application/graphql-response+json' } });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) };
 }
 
 const count = (file: string, sql: string) => {

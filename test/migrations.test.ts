@@ -12,7 +12,7 @@ const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
 describe('migrations', () => {
   it('apply once, are recorded the way Prisma records them, and are idempotent', () => {
     const file = join(temp(), 'db.sqlite');
-    const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation'];
+    const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs'];
     expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: true })));
     expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: false })));
     const db = new Database(file, { readonly: true });
@@ -66,6 +66,29 @@ describe('migrations', () => {
     };
     await db.prediction.create({ data: row });
     expect(await db.prediction.findUniqueOrThrow({ where: { id: row.id } })).toEqual(row);
+    const job = {
+      id: '0190b6c2-0000-7000-8000-000000000002',
+      modelName: 'm',
+      version: 3,
+      status: 'RUNNING',
+      format: 'CSV',
+      total: 2,
+      processed: 1,
+      failed: 1,
+      createdAt: new Date('2026-01-02T03:04:05.678Z'),
+      startedAt: new Date('2026-01-02T03:04:06.000Z'),
+      finishedAt: null,
+      error: null,
+      notifyUrl: 'http://127.0.0.1/hook',
+      notifiedAt: null,
+      idempotencyKey: 'k',
+      interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
+    };
+    await db.batchJob.create({ data: job });
+    expect(await db.batchJob.findUniqueOrThrow({ where: { id: job.id } })).toEqual(job);
+    const batchRow = { jobId: job.id, index: 0, input: '1,2', predictionId: null, errorCode: 'BAD_USER_INPUT', errorMessage: 'no' };
+    await db.batchRow.create({ data: batchRow });
+    expect(await db.batchRow.findUniqueOrThrow({ where: { jobId_index: { jobId: job.id, index: 0 } } })).toEqual(batchRow);
     await db.$disconnect();
   });
 });

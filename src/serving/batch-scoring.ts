@@ -25,7 +25,12 @@ export async function scoreRows(version: ServedVersion, rows: readonly BatchRowI
       return { index: row.index, error };
     }
   });
-  const settled = await Promise.allSettled(prepared.map((p) => (p.inputs ? version.run(p.inputs, { priority: 'bulk' }) : Promise.reject(p.error))));
+  const settled = await Promise.allSettled(
+    prepared.map(async (p) => {
+      if (!p.inputs) throw p.error instanceof Error ? p.error : new Error(String(p.error));
+      return version.run(p.inputs, { priority: 'bulk' });
+    }),
+  );
   for (const s of settled) if (s.status === 'rejected' && isChunkFatal(s.reason)) throw s.reason;
   // Rows of a chunk run together: each is charged an equal share of the chunk's time.
   const latencyMs = (performance.now() - started) / Math.max(1, rows.length);
