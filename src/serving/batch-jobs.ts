@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from './ids.ts';
 import { BadUserInputError, NotFoundError, type InputIssue } from '../errors.ts';
 import { interpretationOf } from '../inference/interpretation.ts';
 import type { ModelRepository } from '../inference/repository.ts';
@@ -80,7 +80,7 @@ export function createBatchJobService(deps: { store: BatchJobStore; models: Mode
       try {
         job = await store.create(
           {
-            id: uuidv7(),
+            id: newId(),
             modelName: version.name,
             version: version.version,
             format,

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from './ids.ts';
 import { outcomeOf, type Interpretation } from '../inference/interpretation.ts';
 import { requestTensors } from '../inference/tensors.ts';
 import type { ServedVersion, TensorData } from '../inference/types.ts';
@@ -42,7 +42,7 @@ export async function scoreRows(version: ServedVersion, rows: readonly BatchRowI
     return {
       index: p.index,
       prediction: {
-        id: uuidv7(),
+        id: newId(),
         modelName: version.name,
         version: version.version,
         createdAt,

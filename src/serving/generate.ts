@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from './ids.ts';
 import { BadUserInputError, ModelNotReadyError, ServiceUnavailableError, TooManyRequestsError, type InputIssue } from '../errors.ts';
 import type { ModelRepository } from '../inference/repository.ts';
 import type { ServedVersion } from '../inference/types.ts';
@@ -134,7 +134,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
     }
 
     const record: PredictionRecord = {
-      id: uuidv7(),
+      id: newId(),
       modelName: p.version.name,
       version: p.version.version,
       createdAt: new Date(),

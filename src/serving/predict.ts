@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from './ids.ts';
 import type { ModelRepository } from '../inference/repository.ts';
 import { interpretationOf, outcomeOf } from '../inference/interpretation.ts';
 import { requestTensors, type PredictRequest } from '../inference/tensors.ts';
@@ -29,7 +29,7 @@ export function createPredictionService(deps: { models: ModelRepository; history
       const outputs = await version.run(inputs);
       const interpretation = interpretationOf(version.manifest, version.outputs[0]?.name);
       const record: PredictionRecord = {
-        id: uuidv7(),
+        id: newId(),
         modelName: version.name,
         version: version.version,
         createdAt: new Date(),

@@ -96,20 +96,33 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
   });
   const publishJob = writer.prepare(`UPDATE "BatchJob" SET "status" = 'QUEUED', "total" = ? WHERE "id" = ? RETURNING *`);
   const statusOf = writer.prepare(`SELECT "status" FROM "BatchJob" WHERE "id" = ?`).pluck();
-  const setResult = writer.prepare(
-    `UPDATE "BatchRow" SET "predictionId" = ?, "errorCode" = ?, "errorMessage" = ?
-     WHERE "jobId" = ? AND "index" = ? AND "predictionId" IS NULL AND "errorCode" IS NULL`,
-  );
+  // One statement per slice of rows, not one per row: at 100,000 rows a job, statement
+  // round trips were a fifth of the commit time.
+  const resultUpdates = new Map<number, Sqlite.Statement>();
+  const setResultsStatement = (n: number) => {
+    let statement = resultUpdates.get(n);
+    if (!statement) {
+      statement = writer.prepare(
+        `UPDATE "BatchRow" SET "predictionId" = v.column2, "errorCode" = v.column3, "errorMessage" = v.column4
+         FROM (VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?)').join(', ')}) AS v
+         WHERE "BatchRow"."jobId" = ? AND "BatchRow"."index" = v.column1 AND "BatchRow"."predictionId" IS NULL AND "BatchRow"."errorCode" IS NULL`,
+      );
+      resultUpdates.set(n, statement);
+    }
+    return statement;
+  };
   const advance = writer.prepare(`UPDATE "BatchJob" SET "processed" = "processed" + ?, "failed" = "failed" + ? WHERE "id" = ? RETURNING *`);
   const commit = writer.transaction((jobId: string, rows: readonly ScoredRow[]): JobRow | undefined => {
     if (statusOf.get(jobId) !== 'RUNNING') return undefined;
     insertPredictions(rows.flatMap((r) => (r.prediction ? [r.prediction] : [])));
     let failed = 0;
-    for (const row of rows) {
-      if (row.error) failed++;
-      const changes = setResult.run(row.prediction?.id ?? null, row.error?.code ?? null, row.error?.message ?? null, jobId, row.index).changes;
+    for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) {
+      const slice = rows.slice(start, start + ROWS_PER_INSERT);
+      const values = slice.flatMap((row) => [row.index, row.prediction?.id ?? null, row.error?.code ?? null, row.error?.message ?? null]);
+      const changes = setResultsStatement(slice.length).run(...values, jobId).changes;
       // Never twice: a row already done means the caller is wrong, and nothing of the chunk may commit.
-      if (changes !== 1) throw new Error(`Batch job ${jobId} row ${row.index} is already done or does not exist`);
+      if (changes !== slice.length) throw new Error(`Batch job ${jobId}: ${slice.length - changes} of rows ${slice[0]!.index}..${slice.at(-1)!.index} are already done or do not exist`);
+      failed += slice.filter((row) => row.error).length;
     }
     return advance.get(rows.length, failed, jobId) as JobRow;
   });
