@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { subscribeWs, wsClient } from './helpers/clients.ts';
+import { subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
 /** The 150 iris rows (features only) from the repository's data set. */
@@ -100,12 +100,15 @@ describe('batch jobs against a real server', () => {
     expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" r JOIN "Prediction" p ON p.id = r.predictionId WHERE r.jobId = '${job.id}'`)).toBe(100);
   });
 
-  it('takes a CSV upload with a header through the multipart request and scores every line', async () => {
+  it('takes a CSV upload with a header through the multipart request, scores every line, and streams progress over SSE to the end', async () => {
     const csv = 'sepal_length,sepal_width,petal_length,petal_width\n' + IRIS.slice(0, 30).map((r) => r.join(',')).join('\n') + '\n\n';
     const { status, body } = await upload(gw, csv, 'rows.csv');
     expect(status).toBe(200);
     const job = body.data.submitBatchJob;
     expect(job).toMatchObject({ status: 'QUEUED', total: 30 });
+    const sse = subscribeSse(gw.url, `subscription ($id: ID!) { batchJobProgress(id: $id) { status processed } }`, { id: job.id });
+    await sse.done;
+    expect(sse.events.at(-1)!.data!.batchJobProgress).toEqual({ status: 'SUCCEEDED', processed: 30 });
     const done = await waitForStatus(gw, job.id, ['SUCCEEDED']);
     expect(done).toMatchObject({ processed: 30, failed: 0 });
     const results = await allResults(gw, job.id);
