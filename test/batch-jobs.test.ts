@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadServedVersion } from '../src/inference/served-version.ts';
 import { subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
@@ -279,5 +281,51 @@ describe('batch jobs against a real server', () => {
       expect(lines.filter((l) => l.msg === 'batch job notification failed')).toHaveLength(3);
       expect(lines.at(-1)!.msg).toBe('batch job notification given up');
     });
+  });
+});
+
+describe('batch jobs when their model version changes under them', () => {
+  const ROWS = Array.from({ length: 3000 }, (_, i) => IRIS[i % 150]!);
+
+  async function runningJob(gw: TestGateway) {
+    const job = (await gw.gql(SUBMIT, { input: { model: 'iris', rows: ROWS } })).body.data.submitBatchJob;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const now = (await gw.gql(JOB, { id: job.id })).body.data.batchJob;
+      if (now.processed > 0) return now;
+      if (Date.now() > deadline) throw new Error('the job never started');
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  it('ends FAILED with the reason when the version fails mid-way; the rows done stay', async () => {
+    const gw = await startGateway({ env: { BATCH_CHUNK_ROWS: '10' } });
+    try {
+      const job = await runningJob(gw);
+      await gw.app.models.fail('iris', 1, 'the disk is on fire');
+      const done = await waitForStatus(gw, job.id, ['FAILED', 'SUCCEEDED']);
+      expect(done.status).toBe('FAILED');
+      expect(done.error).toMatch(/the disk is on fire/);
+      expect(done.processed).toBeLessThan(ROWS.length);
+      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId = '${job.id}' AND predictionId IS NOT NULL`)).toBe(done.processed);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('goes on with the new session when the version is swapped mid-way, every row done once', async () => {
+    const gw = await startGateway({ env: { BATCH_CHUNK_ROWS: '10' } });
+    try {
+      const job = await runningJob(gw);
+      const current = gw.app.models.resolve('iris', 1);
+      const fresh = await loadServedVersion({ name: 'iris', version: 1, path: 'models/iris/1/model.onnx', manifest: current.manifest }, { log: pino({ level: 'silent' }) });
+      await gw.app.models.swap('iris', 1, fresh);
+      const done = await waitForStatus(gw, job.id, ['FAILED', 'SUCCEEDED']);
+      expect(done).toMatchObject({ status: 'SUCCEEDED', processed: ROWS.length, failed: 0 });
+      expect(fresh.stats.rows).toBeGreaterThan(0); // the rest ran on the new session
+      expect(count(gw.dbFile, `SELECT COUNT(DISTINCT predictionId) FROM "BatchRow" WHERE jobId = '${job.id}'`)).toBe(ROWS.length);
+    } finally {
+      await gw.close();
+    }
   });
 });
