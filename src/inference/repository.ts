@@ -13,7 +13,14 @@ export function defaultVersionOf(model: Model): VersionState | undefined {
   return versions.findLast((v) => v.status === 'READY') ?? versions.at(-1);
 }
 
-export type ModelRepositoryOptions = Omit<LoadOptions, 'log'>;
+export type ModelRepositoryOptions = Omit<LoadOptions, 'log'> & {
+  /**
+   * Register only the models with these names; the others are neither read nor loaded
+   * (`get` and `resolve` treat them as absent). For a process that needs one model, such
+   * as the batch CLI, loading the whole repository is slow. @default every model
+   */
+  only?: readonly string[];
+};
 
 interface Entry {
   readonly name: string;
@@ -35,13 +42,14 @@ export class ModelRepository {
   private loading: Promise<void> | undefined;
   private closed = false;
   private readonly log: Logger;
-  private readonly options: ModelRepositoryOptions;
+  private readonly options: Omit<LoadOptions, 'log'>;
 
   constructor(root: string, log: Logger, options: ModelRepositoryOptions = {}) {
     this.root = resolve(root);
     this.log = log;
-    this.options = options;
-    for (const model of scan(this.root)) this.models.set(model.name, model);
+    const { only, ...loadOptions } = options;
+    this.options = loadOptions;
+    for (const model of scan(this.root, only)) this.models.set(model.name, model);
   }
 
   list(): Model[] {
@@ -144,12 +152,12 @@ export class ModelRepository {
   }
 }
 
-function scan(root: string): Entry[] {
+function scan(root: string, only: readonly string[] | undefined): Entry[] {
   if (!existsSync(root)) return [];
   const models: Entry[] = [];
   for (const name of readdirSync(root).sort()) {
     const dir = join(root, name);
-    if (name.startsWith('.') || !statSync(dir).isDirectory()) continue;
+    if (name.startsWith('.') || (only && !only.includes(name)) || !statSync(dir).isDirectory()) continue;
     let manifest = EMPTY_MANIFEST;
     let manifestError: string | undefined;
     const manifestPath = join(dir, 'model.json');

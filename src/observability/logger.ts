@@ -3,9 +3,14 @@ import type { YogaLogger } from 'graphql-yoga';
 
 export type { Logger };
 
-/** JSON lines on stdout; the one place the log format is decided. */
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: 'onnx-graphql-gateway' } });
+/**
+ * JSON lines on stdout (the server), or on stderr for a command whose stdout is its answer
+ * (the CLI); the one place the log format is decided.
+ */
+export function createLogger(level: string, stream: 'stdout' | 'stderr' = 'stdout'): Logger {
+  const base = { level, base: { service: 'onnx-graphql-gateway' } };
+  // Synchronous, like pino's default stdout: no line is lost when the CLI exits.
+  return stream === 'stdout' ? pino(base) : pino(base, pino.destination({ fd: 2, sync: true }));
 }
 
 /** Yoga's logger interface on top of pino. */
