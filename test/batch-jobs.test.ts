@@ -69,7 +69,7 @@ const count = (file: string, sql: string) => {
 describe('batch jobs against a real server', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startGateway({ env: { BATCH_CHUNK_ROWS: '16', MAX_BATCH_ROWS: '500', BATCH_NOTIFY_TIMEOUT_MS: '500', BATCH_NOTIFY_ATTEMPTS: '3' } });
+    gw = await startGateway({ env: { BATCH_CHUNK_ROWS: '16', MAX_BATCH_ROWS: '500', BATCH_NOTIFY_TIMEOUT_MS: '500', BATCH_NOTIFY_ATTEMPTS: '3', MAX_UPLOAD_BYTES: '100000' } });
   });
   afterAll(() => gw.close());
 
@@ -157,6 +157,16 @@ describe('batch jobs against a real server', () => {
     expect(file.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"')).toBe(before);
     expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId NOT IN (SELECT id FROM "BatchJob")`)).toBe(0);
+  });
+
+  it('refuses an upload over MAX_UPLOAD_BYTES with 413 before anything is queued', async () => {
+    const before = count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"');
+    const big = Array.from({ length: 8000 }, () => IRIS[0]!.join(',')).join('\n'); // ~120 KB
+    const { status, body } = await upload(gw, big, 'big.csv');
+    expect(status).toBe(413);
+    expect(body.errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"')).toBe(before);
+    expect((await gw.gql('{ __typename }')).status).toBe(200);
   });
 
   it('refuses both rows and file, neither, an unknown model and a bad notifyUrl with clear codes', async () => {
