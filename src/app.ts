@@ -15,6 +15,7 @@ import { useGatewayErrors } from './observability/use-gateway-errors.ts';
 import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
+import { openRedisEventTarget } from './pubsub/redis-event-target.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
 import { openDatabase, sqliteFile, type Database } from './store/database.ts';
@@ -108,7 +109,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const historyWriter = openSqliteHistoryWriter(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous, onQuery: options.onQuery });
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
-  const bus = createEventBus(options.eventBus);
+  // With REDIS_URL, events travel through Redis: a subscriber on any replica hears every replica's events.
+  const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
+  const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching });
   const history = createHistory({ store: predictions, bus });
   const predictionService = createPredictionService({ models, history });
@@ -158,7 +161,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       useTensorVariables(),
       useErrorMasking(log),
       useGatewayErrors(),
-      useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1') }),
+      useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1'), pingRedis: redis?.ping }),
     ],
   });
 
@@ -251,6 +254,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await models.close();
       historyWriter.close();
       batchWriter.close();
+      await redis?.close();
       await db.$disconnect();
     },
   };

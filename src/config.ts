@@ -64,6 +64,16 @@ const environmentSchema = z.object({
   /** Attempts of that POST, the first included (backoff 1 s, doubling). @default 3 */
   BATCH_NOTIFY_ATTEMPTS: wholeNumber(1).default(3),
   /**
+   * Redis for what replicas must share: subscription events reach subscribers on every
+   * replica. Unset: everything stays in this process. @default unset
+   */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/.+/, { error: 'expected a Redis URL such as redis://127.0.0.1:6379' })
+    .optional(),
+  /** Prefix of every Redis channel and key this gateway uses (deployments sharing one Redis use different ones). @default gateway: */
+  REDIS_PREFIX: z.string().min(1, { error: 'expected a non-empty prefix' }).default('gateway:'),
+  /**
    * Bytes of all files of one GraphQL multipart request together (they stream to disk;
    * other requests keep the 4 MB body limit). @default 268435456 (256 MB)
    */
@@ -89,6 +99,9 @@ export type Config = Readonly<{
   batching: boolean;
   batch: Readonly<{ maxRows: number; concurrency: number; chunkRows: number; notifyTimeoutMs: number; notifyAttempts: number }>;
   maxUploadBytes: number;
+  /** Unset: events stay in this process. */
+  redisUrl: string | undefined;
+  redisPrefix: string;
   /** Unset: `gateway-uploads` in the OS temp folder. */
   uploadDir: string | undefined;
 }>;
@@ -137,6 +150,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
       notifyAttempts: e.BATCH_NOTIFY_ATTEMPTS,
     }),
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     uploadDir: e.UPLOAD_DIR,
   });
 }

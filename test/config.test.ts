@@ -19,6 +19,8 @@ describe('config', () => {
       batching: true,
       batch: { maxRows: 1_000_000, concurrency: 1, chunkRows: 1000, notifyTimeoutMs: 5000, notifyAttempts: 3 },
       maxUploadBytes: 268_435_456,
+      redisUrl: undefined,
+      redisPrefix: 'gateway:',
       uploadDir: undefined,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
@@ -37,6 +39,7 @@ describe('config', () => {
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'Invalid configuration: SHUTDOWN_TIMEOUT_MS: expected a whole number of milliseconds, got "-1"'],
     [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
     [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
+    [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
