@@ -30,6 +30,7 @@ import { createPredictionRepository } from './store/prediction-repository.ts';
 import { readBodyWithin } from './transport/body-limit.ts';
 import { isMultipart, readMultipartOperation, Uploads } from './transport/multipart-upload.ts';
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
+import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 
 export interface AppOptions {
@@ -129,6 +130,11 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
   const uploadDir = config.uploadDir ?? join(tmpdir(), 'gateway-uploads');
 
+  const sharedSubscriptions = useSharedSubscriptions({
+    fields: ['predictionCreated', 'batchJobProgress'],
+    maxEvents: options.eventBus?.bufferSize,
+    maxBytes: options.eventBus?.bufferBytes,
+  });
   const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -159,6 +165,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     plugins: [
       ...armor.protect().plugins,
       useTensorVariables(),
+      sharedSubscriptions,
       useErrorMasking(log),
       useGatewayErrors(),
       useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1'), pingRedis: redis?.ping }),
@@ -211,6 +218,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     models,
     yoga,
     bus,
+    /** Broadcast subscriptions sharing one execution, and each subscriber's queue. */
+    sharedSubscriptions: () => sharedSubscriptions.stats(),
     generationService,
     batchJobs,
     batchJobStore,

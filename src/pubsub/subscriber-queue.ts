@@ -31,6 +31,8 @@ export function createSubscriberQueue<T>(options: SubscriberQueueOptions<T>) {
   const stats: SubscriberQueueStats = { bufferedEvents: 0, bufferedBytes: 0, dropped: 0, peakBytes: 0 };
   let waiting: ((result: IteratorResult<T, undefined>) => void) | undefined;
   let done = false;
+  /** The producer has ended: the consumer gets what is queued, then the end. */
+  let ended = false;
 
   const take = (): T => {
     const head = events.shift()!;
@@ -42,7 +44,7 @@ export function createSubscriberQueue<T>(options: SubscriberQueueOptions<T>) {
   const iterator: AsyncIterableIterator<T, undefined> = {
     next() {
       if (events.length > 0) return Promise.resolve({ done: false, value: take() });
-      if (done) return Promise.resolve({ done: true, value: undefined });
+      if (done || ended) return Promise.resolve({ done: true, value: undefined });
       return new Promise((resolve) => (waiting = resolve));
     },
     return() {
@@ -67,7 +69,7 @@ export function createSubscriberQueue<T>(options: SubscriberQueueOptions<T>) {
     stats,
     /** Hands the event to a waiting consumer, or queues it, dropping the oldest over the limits. */
     push(value: T): void {
-      if (done) return;
+      if (done || ended) return;
       if (waiting) {
         const resolve = waiting;
         waiting = undefined;
@@ -83,6 +85,14 @@ export function createSubscriberQueue<T>(options: SubscriberQueueOptions<T>) {
         stats.dropped++;
       }
       stats.peakBytes = Math.max(stats.peakBytes, stats.bufferedBytes);
+    },
+    /** No more events: the consumer reads what is queued, then its iterator ends. */
+    end(): void {
+      ended = true;
+      if (waiting && events.length === 0) {
+        waiting({ done: true, value: undefined });
+        waiting = undefined;
+      }
     },
   };
 }

@@ -223,27 +223,38 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-/** The job now, then every change until it is final. */
-async function* progressOf(ctx: Context, id: string): AsyncGenerator<BatchJobRecord> {
-  // Subscribe before reading, so no change between the read and the subscription is missed.
+/**
+ * The job now, then every change until it is final. Subscribes to the bus before reading
+ * the job, so no change between the read and the subscription is missed; an unknown id is
+ * refused before the stream starts (NOT_FOUND).
+ */
+async function progressOf(ctx: Context, id: string): Promise<AsyncGenerator<BatchJobRecord>> {
   const events = ctx.bus.subscribe('batch-job.progress');
-  try {
-    const current = await ctx.batchJobStore.get(id);
-    if (!current) throw new NotFoundError('batch job', id);
-    yield current;
-    if (FINAL_STATUSES.has(current.status)) return;
-    let last = current;
-    for await (const job of events) {
-      if (job.id !== id) continue;
-      // An event older than what was read is stale.
-      if (!FINAL_STATUSES.has(job.status) && job.processed < last.processed) continue;
-      last = job;
-      yield job;
-      if (FINAL_STATUSES.has(job.status)) return;
-    }
-  } finally {
+  const current = await ctx.batchJobStore.get(id).catch(async (error: unknown) => {
     await events.return?.();
+    throw error;
+  });
+  if (!current) {
+    await events.return?.();
+    throw new NotFoundError('batch job', id);
   }
+  return (async function* () {
+    try {
+      yield current;
+      if (FINAL_STATUSES.has(current.status)) return;
+      let last = current;
+      for await (const job of events) {
+        if (job.id !== id) continue;
+        // An event older than what was read is stale.
+        if (!FINAL_STATUSES.has(job.status) && job.processed < last.processed) continue;
+        last = job;
+        yield job;
+        if (FINAL_STATUSES.has(job.status)) return;
+      }
+    } finally {
+      await events.return?.();
+    }
+  })();
 }
 
 builder.subscriptionFields((t) => ({
