@@ -121,7 +121,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const batchJobStore = createBatchJobRepository(db, batchWriter, { onQuery: options.onQuery });
   const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
   const batchWorker = createBatchWorker({ store: batchJobStore, models, bus, notifier, log }, { concurrency: config.batch.concurrency, chunkRows: config.batch.chunkRows });
-  const batchJobs = createBatchJobService({ store: batchJobStore, models, bus, notifier, wake: batchWorker.wake, limits: { maxRows: config.batch.maxRows } });
+  const batchJobs = createBatchJobService({ store: batchJobStore, models, bus, notifier, queued: batchWorker.queued, log, limits: { maxRows: config.batch.maxRows } });
   // The worker starts once the models are loaded: the jobs it resumes need them.
   const batchWorkerStarted = modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
   const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions });

@@ -66,6 +66,14 @@ export interface BatchRowInput {
   input: string;
 }
 
+/**
+ * A chunk's rows were already done: another worker holds the job (its lease ran out while
+ * this one still worked). Nothing of the chunk was committed; this worker lets the job go.
+ */
+export class ChunkConflictError extends Error {
+  override readonly name = 'ChunkConflictError';
+}
+
 /** The idempotency key is taken by a job still being written (a concurrent submit). */
 export class IdempotencyConflictError extends Error {
   override readonly name = 'IdempotencyConflictError';
@@ -90,6 +98,10 @@ export interface BatchJobStore {
   running(): Promise<BatchJobRecord[]>;
   /** Takes the oldest QUEUED job and marks it RUNNING; undefined when none waits. */
   claimNext(): Promise<BatchJobRecord | undefined>;
+  /** Marks a QUEUED job RUNNING (a RUNNING one stays: it is being resumed); undefined when it is final or unknown. */
+  start(id: string): Promise<BatchJobRecord | undefined>;
+  /** Ids of QUEUED and RUNNING jobs, oldest first (to hand to a job queue that may have lost them). */
+  unfinished(): Promise<string[]>;
   /**
    * Commits a chunk in one transaction: its predictions, each row's result and the job's
    * counters. Undefined (and nothing written) when the job is no longer RUNNING (cancelled).

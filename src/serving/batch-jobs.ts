@@ -1,4 +1,5 @@
 import { newId } from './ids.ts';
+import type { Logger } from 'pino';
 import { BadUserInputError, NotFoundError, type InputIssue } from '../errors.ts';
 import { interpretationOf } from '../inference/interpretation.ts';
 import type { ModelRepository } from '../inference/repository.ts';
@@ -39,7 +40,7 @@ const MAX_KEY_LENGTH = 200;
  * rows, and answers QUEUED; the worker does the rest. The same idempotencyKey answers
  * the job it made the first time, so a scheduler can retry a submit safely.
  */
-export function createBatchJobService(deps: { store: BatchJobStore; models: ModelRepository; bus: EventBus; notifier: Notifier; wake: () => void; limits: BatchJobLimits }) {
+export function createBatchJobService(deps: { store: BatchJobStore; models: ModelRepository; bus: EventBus; notifier: Notifier; queued: (jobId: string) => Promise<void>; log: Logger; limits: BatchJobLimits }) {
   const { store, models, bus, notifier, limits } = deps;
 
   function check(input: SubmitBatchJob): void {
@@ -98,7 +99,8 @@ export function createBatchJobService(deps: { store: BatchJobStore; models: Mode
         throw new BadUserInputError([{ path: ['input', 'idempotencyKey'], message: error.message }]);
       }
       bus.publish('batch-job.progress', job);
-      deps.wake();
+      // The job is committed: if the dispatcher cannot be told now, it finds the job at its next start.
+      await deps.queued(job.id).catch((error: unknown) => deps.log.warn({ job: job.id, err: error }, 'batch job queued in the database only'));
       return job;
     },
 

@@ -1,6 +1,7 @@
 import type Sqlite from 'better-sqlite3';
 import type { Interpretation } from '../inference/interpretation.ts';
 import {
+  ChunkConflictError,
   IdempotencyConflictError,
   type BatchJobRecord,
   type BatchJobStatus,
@@ -121,7 +122,7 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
       const values = slice.flatMap((row) => [row.index, row.prediction?.id ?? null, row.error?.code ?? null, row.error?.message ?? null]);
       const changes = setResultsStatement(slice.length).run(...values, jobId).changes;
       // Never twice: a row already done means the caller is wrong, and nothing of the chunk may commit.
-      if (changes !== slice.length) throw new Error(`Batch job ${jobId}: ${slice.length - changes} of rows ${slice[0]!.index}..${slice.at(-1)!.index} are already done or do not exist`);
+      if (changes !== slice.length) throw new ChunkConflictError(`Batch job ${jobId}: ${slice.length - changes} of rows ${slice[0]!.index}..${slice.at(-1)!.index} are already done or do not exist`);
       failed += slice.filter((row) => row.error).length;
     }
     return advance.get(rows.length, failed, jobId) as JobRow;
@@ -129,6 +130,9 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
   const claim = writer.prepare(
     `UPDATE "BatchJob" SET "status" = 'RUNNING', "startedAt" = ?
      WHERE "id" = (SELECT "id" FROM "BatchJob" WHERE "status" = 'QUEUED' ORDER BY "id" LIMIT 1) RETURNING *`,
+  );
+  const start = writer.prepare(
+    `UPDATE "BatchJob" SET "status" = 'RUNNING', "startedAt" = COALESCE("startedAt", ?) WHERE "id" = ? AND "status" IN ('QUEUED', 'RUNNING') RETURNING *`,
   );
   const finish = writer.prepare(`UPDATE "BatchJob" SET "status" = ?, "error" = ?, "finishedAt" = ? WHERE "id" = ? AND "status" = 'RUNNING' RETURNING *`);
   const cancel = writer.prepare(`UPDATE "BatchJob" SET "status" = 'CANCELLED', "finishedAt" = ? WHERE "id" = ? AND "status" IN ('QUEUED', 'RUNNING') RETURNING *`);
@@ -216,6 +220,14 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
     async claimNext() {
       const row = claim.get(sqlTime(new Date())) as JobRow | undefined;
       return row ? toRecord(row) : undefined;
+    },
+    async start(id) {
+      const row = start.get(sqlTime(new Date()), id) as JobRow | undefined;
+      return row ? toRecord(row) : undefined;
+    },
+    async unfinished() {
+      const rows = await db.batchJob.findMany({ where: { status: { in: ['QUEUED', 'RUNNING'] } }, select: { id: true }, orderBy: { id: 'asc' } });
+      return rows.map((r) => r.id);
     },
     async commitChunk(jobId, rows) {
       const row = commit(jobId, rows);
