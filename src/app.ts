@@ -24,6 +24,7 @@ import { createBatchJobRepository } from './store/batch-job-repository.ts';
 import { createBatchJobService } from './serving/batch-jobs.ts';
 import { createNotifier } from './serving/batch-notify.ts';
 import { createBatchWorker } from './serving/batch-worker.ts';
+import { createBullmqDispatcher } from './jobs/bullmq-dispatcher.ts';
 import { batchResultsDownload } from './transport/batch-results-download.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
@@ -120,7 +121,14 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const batchWriter = openSqliteWriteConnection(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous });
   const batchJobStore = createBatchJobRepository(db, batchWriter, { onQuery: options.onQuery });
   const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
-  const batchWorker = createBatchWorker({ store: batchJobStore, models, bus, notifier, log }, { concurrency: config.batch.concurrency, chunkRows: config.batch.chunkRows });
+  // With REDIS_URL, jobs go through a BullMQ queue that any replica's worker takes from; else this process takes them from the database.
+  const dispatcher = config.redisUrl
+    ? createBullmqDispatcher({ url: config.redisUrl, prefix: config.redisPrefix, leaseMs: config.batch.leaseMs, pending: () => batchJobStore.unfinished(), log })
+    : undefined;
+  const batchWorker = createBatchWorker(
+    { store: batchJobStore, models, bus, notifier, log, dispatcher },
+    { concurrency: config.batch.concurrency, chunkRows: config.batch.chunkRows },
+  );
   const batchJobs = createBatchJobService({ store: batchJobStore, models, bus, notifier, queued: batchWorker.queued, log, limits: { maxRows: config.batch.maxRows } });
   // The worker starts once the models are loaded: the jobs it resumes need them.
   const batchWorkerStarted = modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));

@@ -71,6 +71,11 @@ const environmentSchema = z.object({
     .string()
     .regex(/^rediss?:\/\/.+/, { error: 'expected a Redis URL such as redis://127.0.0.1:6379' })
     .optional(),
+  /**
+   * With REDIS_URL: how long a replica holds a batch job without renewing its lease; a
+   * replica that dies loses its jobs to another after about twice this. @default 30000
+   */
+  BATCH_LEASE_MS: wholeNumber(100).default(30_000),
   /** Prefix of every Redis channel and key this gateway uses (deployments sharing one Redis use different ones). @default gateway: */
   REDIS_PREFIX: z.string().min(1, { error: 'expected a non-empty prefix' }).default('gateway:'),
   /**
@@ -97,7 +102,7 @@ export type Config = Readonly<{
   shutdownTimeoutMs: number;
   maxGenerations: number;
   batching: boolean;
-  batch: Readonly<{ maxRows: number; concurrency: number; chunkRows: number; notifyTimeoutMs: number; notifyAttempts: number }>;
+  batch: Readonly<{ maxRows: number; concurrency: number; chunkRows: number; notifyTimeoutMs: number; notifyAttempts: number; leaseMs: number }>;
   maxUploadBytes: number;
   /** Unset: events stay in this process. */
   redisUrl: string | undefined;
@@ -148,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
       chunkRows: e.BATCH_CHUNK_ROWS,
       notifyTimeoutMs: e.BATCH_NOTIFY_TIMEOUT_MS,
       notifyAttempts: e.BATCH_NOTIFY_ATTEMPTS,
+      leaseMs: e.BATCH_LEASE_MS,
     }),
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     redisUrl: e.REDIS_URL,

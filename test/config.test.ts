@@ -17,7 +17,7 @@ describe('config', () => {
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
       batching: true,
-      batch: { maxRows: 1_000_000, concurrency: 1, chunkRows: 1000, notifyTimeoutMs: 5000, notifyAttempts: 3 },
+      batch: { maxRows: 1_000_000, concurrency: 1, chunkRows: 1000, notifyTimeoutMs: 5000, notifyAttempts: 3, leaseMs: 30_000 },
       maxUploadBytes: 268_435_456,
       redisUrl: undefined,
       redisPrefix: 'gateway:',

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { startGatewayProcess, waitFor, type GatewayProcess } from './helpers/process.ts';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ROWS = 30_000;
+
+async function redisAnswers(): Promise<boolean> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+const available = await redisAnswers();
+if (!available) console.warn(`batch-takeover.test.ts: SKIPPED, no Redis at ${REDIS_URL}`);
+
+async function gql(url: string, query: string, variables?: Record<string, unknown>) {
+  const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  return (await res.json()) as any;
+}
+const JOB = `query ($id: ID!) { batchJob(id: $id) { status processed failed total } }`;
+const runs = (p: GatewayProcess, id: string) => p.lines.filter((l) => l.msg === 'batch job running' && l.job === id);
+
+describe.skipIf(!available)('batch jobs across replicas (REDIS_URL: BullMQ)', () => {
+  it('a job whose replica is killed with SIGKILL mid-job is taken over by the other replica and finishes with every row exactly once', { timeout: 120_000 }, async () => {
+    const env = { REDIS_URL, REDIS_PREFIX: `test-${randomUUID()}:`, BATCH_CHUNK_ROWS: '200', BATCH_LEASE_MS: '1500' };
+    const a = await startGatewayProcess(env);
+    const b = await startGatewayProcess({ ...env, DATABASE_URL: `file:${a.dbFile}` }); // one database, two replicas
+    try {
+      await waitFor(async () => (await fetch(`${a.url}/readyz`)).status === 200 && (await fetch(`${b.url}/readyz`)).status === 200);
+      const rows = Array.from({ length: ROWS }, (_, i) => (i % 9 === 4 ? [1, 2, 3] : [4 + (i % 40) / 10, 3, 1.4 + (i % 50) / 10, 0.2]));
+      const id: string = (await gql(a.url, `mutation ($rows: [[Float!]!]) { submitBatchJob(input: { model: "iris", rows: $rows }) { id } }`, { rows })).data.submitBatchJob.id;
+
+      // Whichever replica the queue gave it to is the one to kill.
+      await waitFor(async () => runs(a, id).length + runs(b, id).length > 0 && (await gql(a.url, JOB, { id })).data.batchJob.processed >= 2000, 60_000);
+      const [holder, other] = runs(a, id).length > 0 ? [a, b] : [b, a];
+      holder.child.kill('SIGKILL');
+      await holder.exited;
+      const db = new Database(a.dbFile, { readonly: true });
+      const atKill = db.prepare(`SELECT status, processed FROM "BatchJob" WHERE id = ?`).get(id) as { status: string; processed: number };
+      db.close();
+      expect(atKill.status).toBe('RUNNING');
+      expect(atKill.processed).toBeLessThan(ROWS);
+
+      let job: any;
+      await waitFor(async () => {
+        job = (await gql(other.url, JOB, { id })).data.batchJob;
+        return job.status !== 'RUNNING';
+      }, 90_000);
+      const bad = rows.filter((r) => r.length === 3).length;
+      expect(job).toEqual({ status: 'SUCCEEDED', processed: ROWS, failed: bad, total: ROWS });
+      expect(runs(other, id).length).toBeGreaterThan(0); // the survivor resumed it
+      const check = new Database(a.dbFile, { readonly: true });
+      const state = check
+        .prepare(
+          `SELECT COUNT(*) AS rows, SUM(predictionId IS NULL AND errorCode IS NULL) AS undone, COUNT(DISTINCT predictionId) AS predictions, SUM(errorCode IS NOT NULL) AS failed FROM "BatchRow" WHERE jobId = ?`,
+        )
+        .get(id);
+      const stored = check.prepare(`SELECT COUNT(*) FROM "Prediction"`).pluck().get();
+      check.close();
+      expect(state).toEqual({ rows: ROWS, undone: 0, predictions: ROWS - bad, failed: bad });
+      expect(stored).toBe(ROWS - bad);
+    } finally {
+      for (const p of [a, b]) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+      await Promise.all([a.exited, b.exited]);
+    }
+  });
+});
