@@ -23,7 +23,7 @@ if (!available) console.warn(`batch-takeover.test.ts: SKIPPED, no Redis at ${RED
 
 async function gql(url: string, query: string, variables?: Record<string, unknown>) {
   const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-  return (await res.json()) as any;
+  return (await res.json());
 }
 const JOB = `query ($id: ID!) { batchJob(id: $id) { status processed failed total } }`;
 const runs = (p: GatewayProcess, id: string) => p.lines.filter((l) => l.msg === 'batch job running' && l.job === id);

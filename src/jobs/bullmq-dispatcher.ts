@@ -71,7 +71,7 @@ export function createBullmqDispatcher(options: BullmqDispatcherOptions): BatchD
       );
       worker.on('error', (error) => log.error({ err: error }, 'batch queue worker error'));
       worker.on('failed', (job, error) => {
-        if (!(error instanceof HandedBackError)) log.error({ job: job?.data.jobId, err: error }, 'batch queue run failed');
+        if (!(error instanceof HandedBackError)) log.error({ job: (job?.data as { jobId?: string } | undefined)?.jobId, err: error }, 'batch queue run failed');
       });
       for (const id of await options.pending()) await enqueue(id);
     },
