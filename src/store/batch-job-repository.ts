@@ -162,11 +162,11 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
       try {
         for await (const batch of rows) {
           // One short transaction per batch: online history writes interleave with a big upload.
-          insertRows(job.id, total, batch);
+          insertRows.immediate(job.id, total, batch);
           total += batch.length;
         }
       } catch (error) {
-        deleteJob(job.id);
+        deleteJob.immediate(job.id);
         throw error;
       }
       return toRecord(publishJob.get(total, job.id) as JobRow);
@@ -230,7 +230,9 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
       return rows.map((r) => r.id);
     },
     async commitChunk(jobId, rows) {
-      const row = commit(jobId, rows);
+      // IMMEDIATE: the transaction reads before it writes; a deferred one could not upgrade to
+      // a write lock after another process committed (SQLITE_BUSY at once, busy_timeout or not).
+      const row = commit.immediate(jobId, rows);
       return row ? toRecord(row) : undefined;
     },
     async finish(jobId, status, error) {
@@ -252,7 +254,7 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
       return rows.map(toRecord);
     },
     async deleteUnfinishedUploads() {
-      return deleteUploads();
+      return deleteUploads.immediate();
     },
   };
 }

@@ -81,7 +81,7 @@ export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWrit
     async insert(records) {
       // One statement is one transaction in SQLite; more rows than one statement holds need BEGIN/COMMIT.
       if (records.length <= ROWS_PER_INSERT) insert(records);
-      else insertAll(records);
+      else insertAll.immediate(records);
     },
     pragma: (name) => db.pragma(name, { simple: true }),
     close: () => db.close(),
