@@ -16,6 +16,8 @@ import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import { openRedisEventTarget } from './pubsub/redis-event-target.ts';
+import { createMemoryResponseCache } from './cache/response-cache.ts';
+import { createRedisResponseCache } from './cache/redis-response-cache.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
 import { openDatabase, sqliteFile, type Database } from './store/database.ts';
@@ -116,7 +118,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching });
   const history = createHistory({ store: predictions, bus });
-  const predictionService = createPredictionService({ models, history });
+  // Response cache for the models whose model.json asks for it: shared through Redis when there is one.
+  const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
+  const predictionService = createPredictionService({ models, history, cache: responseCache });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
   const batchWriter = openSqliteWriteConnection(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous });
   const batchJobStore = createBatchJobRepository(db, batchWriter, { onQuery: options.onQuery });

@@ -12,7 +12,7 @@ const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
 describe('migrations', () => {
   it('apply once, are recorded the way Prisma records them, and are idempotent', () => {
     const file = join(temp(), 'db.sqlite');
-    const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs'];
+    const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached'];
     expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: true })));
     expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: false })));
     const db = new Database(file, { readonly: true });
@@ -63,6 +63,7 @@ describe('migrations', () => {
       outputs: [{ name: 'y', datatype: 'INT64', shape: [2], data: [1, 2] }],
       generation: { prompt: 'Hi', text: ' there', finishReason: 'STOP', tokens: 6, parameters: { seed: 1 } },
       interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
+      cached: true,
     };
     await db.prediction.create({ data: row });
     expect(await db.prediction.findUniqueOrThrow({ where: { id: row.id } })).toEqual(row);

@@ -54,6 +54,13 @@ export const manifestSchema = z.strictObject({
         .min(1),
     })
     .optional(),
+  /**
+   * Response cache (Triton's response_cache), for deterministic models: a request whose
+   * input tensors equal an earlier one's gets the earlier outputs without an ONNX run (still
+   * stored, marked `cached`). `ttlMs`: how long an answer is reused (default: until evicted in
+   * process, one hour in Redis). Off when absent. Never for generators.
+   */
+  responseCache: z.strictObject({ ttlMs: z.number().int().positive().optional() }).optional(),
   /** Generators: the string of each token id, in id order (the length of the logits' last dimension). */
   vocabulary: z.array(z.string()).min(1).optional(),
   /** Free-form training figures (held-out accuracy, R², rows, seed), shown as-is. */

@@ -13,6 +13,8 @@ export const eventSerializer = {
 };
 
 export interface RedisEventTarget {
+  /** The publishing connection, free for ordinary commands (the response cache uses it). */
+  client: Redis;
   /** Give it to the event bus: events dispatched on any replica reach listeners on all of them. */
   target: EventTarget;
   /** Resolves when Redis answers (readiness). */
@@ -31,6 +33,7 @@ export function openRedisEventTarget(url: string): RedisEventTarget {
   const subscribeClient = publishClient.duplicate();
   const target = createRedisEventTarget({ publishClient, subscribeClient, serializer: eventSerializer }) as unknown as EventTarget;
   return {
+    client: publishClient,
     target,
     ping: () => publishClient.ping(),
     async close() {

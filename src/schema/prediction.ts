@@ -45,6 +45,10 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
     version: t.exposeInt('version', { description: 'Version of the model that answered.' }),
     createdAt: t.field({ type: 'DateTime', description: 'When the prediction was made.', resolve: (p) => p.createdAt }),
     latencyMs: t.exposeFloat('latencyMs', { description: 'Milliseconds spent on validation and inference.' }),
+    cached: t.boolean({
+      description: "The outputs came from the model's response cache (model.json `responseCache`): an earlier request had the same input tensors, and no ONNX run was made.",
+      resolve: (p) => p.cached ?? false,
+    }),
     model: t.field({
       type: ModelRef,
       nullable: true,

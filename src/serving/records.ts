@@ -30,4 +30,6 @@ export interface PredictionRecord {
   interpretation?: Interpretation | null;
   /** label, scores and value, decided once from `interpretation` (absent on rows stored without one). */
   outcome?: Outcome | null;
+  /** The outputs came from the response cache (no ONNX run). */
+  cached?: boolean;
 }

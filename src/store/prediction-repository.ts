@@ -33,6 +33,7 @@ const toRecord = (row: Row): PredictionRecord => {
   generation: (row.generation as unknown as GenerationRecord | null) ?? null,
   interpretation,
   outcome: interpretation ? outcomeOf(outputs, interpretation) : null,
+  cached: row.cached,
   };
 };
 

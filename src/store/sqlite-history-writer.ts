@@ -16,7 +16,7 @@ export interface SqliteHistoryWriterOptions {
   busyTimeoutMs?: number;
 }
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation'] as const;
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached'] as const;
 /** SQLite allows 32,766 bound parameters per statement; stay far below. */
 const ROWS_PER_INSERT = 500;
 
@@ -31,6 +31,7 @@ const toValues = (r: PredictionRecord): unknown[] => [
   JSON.stringify(encodeAsBytes(r.outputs)),
   r.generation ? JSON.stringify(r.generation) : null,
   r.interpretation ? JSON.stringify(r.interpretation) : null,
+  r.cached ? 1 : 0,
 ];
 
 /**
