@@ -218,7 +218,9 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
       return row ? toRecord(row) : undefined;
     },
     async commitChunk(jobId, rows) {
-      const row = commit(jobId, rows);
+      // IMMEDIATE: the transaction reads before it writes, and a deferred one fails with
+      // SQLITE_BUSY at its first write if another process committed since its read.
+      const row = commit.immediate(jobId, rows);
       return row ? toRecord(row) : undefined;
     },
     async finish(jobId, status, error) {
