@@ -44,6 +44,8 @@ export interface AppOptions {
   eventBus?: EventBusOptions;
   /** First wait between notifyUrl attempts (tests shorten it). @default 1000 */
   notifyBackoffMs?: number;
+  /** Run the batch worker in this process (false: jobs queued here run in the process that does). @default true */
+  batchWorker?: boolean;
 }
 
 /**
@@ -135,7 +137,10 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   );
   const batchJobs = createBatchJobService({ store: batchJobStore, models, bus, notifier, queued: batchWorker.queued, log, limits: { maxRows: config.batch.maxRows } });
   // The worker starts once the models are loaded: the jobs it resumes need them.
-  const batchWorkerStarted = modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
+  const batchWorkerStarted =
+    options.batchWorker === false
+      ? Promise.resolve()
+      : modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
   const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions });
 
   /** The files of each multipart request, for its context; other requests get none. */

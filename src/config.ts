@@ -47,6 +47,11 @@ const environmentSchema = z.object({
     .int({ error: 'expected a whole number >= 1' })
     .min(1, { error: 'expected a whole number >= 1' })
     .default(32),
+  /**
+   * Gateway processes on this machine sharing the port (node:cluster, connections handed out
+   * round-robin). 1: one process, no cluster. @default 1
+   */
+  WORKERS: wholeNumber(1).default(1),
   /** How long shutdown waits for requests in flight before closing their connections. @default 10000 */
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number({ error: 'expected a number of milliseconds' })
@@ -99,6 +104,8 @@ export type Config = Readonly<{
   modelRepository: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   graphiql: boolean;
+  /** Processes sharing the port; 1 runs no cluster. */
+  workers: number;
   shutdownTimeoutMs: number;
   maxGenerations: number;
   batching: boolean;
@@ -144,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     modelRepository: e.MODEL_REPOSITORY,
     logLevel: e.LOG_LEVEL,
     graphiql: e.GRAPHIQL,
+    workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,
     batching: e.BATCHING,

@@ -14,6 +14,7 @@ describe('config', () => {
       modelRepository: 'models',
       logLevel: 'info',
       graphiql: true,
+      workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
       batching: true,
@@ -37,12 +38,18 @@ describe('config', () => {
     [{ MAX_UPLOAD_BYTES: '1.5' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "1.5"'],
     [{ MAX_UPLOAD_BYTES: '0' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "0"'],
     [{ SHUTDOWN_TIMEOUT_MS: '-1' }, 'Invalid configuration: SHUTDOWN_TIMEOUT_MS: expected a whole number of milliseconds, got "-1"'],
+    [{ WORKERS: '0' }, 'Invalid configuration: WORKERS: expected a whole number >= 1, got "0"'],
+    [{ WORKERS: '2.5' }, 'Invalid configuration: WORKERS: expected a whole number >= 1, got "2.5"'],
     [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
     [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads WORKERS', () => {
+    expect(loadConfig({ WORKERS: '4' }).workers).toBe(4);
   });
 
   it('reads the upload limit and folder', () => {
