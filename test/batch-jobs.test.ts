@@ -339,3 +339,24 @@ describe('batch jobs when their model version changes under them', () => {
     }
   });
 });
+
+describe('uploads a stopped process never finished', () => {
+  it('are deleted with their rows once older than the cut-off; younger ones (another replica\'s, in progress) stay', async () => {
+    const gw = await startGateway();
+    try {
+      const db = new Database(gw.dbFile);
+      const insert = db.prepare(`INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt") VALUES (?, 'iris', 1, 'UPLOADING', 'CSV', 0, ?)`);
+      insert.run('old-upload', '2026-01-01T00:00:00.000+00:00');
+      insert.run('young-upload', new Date().toISOString().replace('Z', '+00:00'));
+      db.prepare(`INSERT INTO "BatchRow" ("jobId", "index", "input") VALUES ('old-upload', 0, '1,2,3,4'), ('young-upload', 0, '1,2,3,4')`).run();
+      db.close();
+      expect(await gw.app.batchJobStore.deleteUnfinishedUploads(new Date(Date.now() - 60_000))).toBe(1);
+      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchJob" WHERE id = 'young-upload'`)).toBe(1);
+      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchJob" WHERE id = 'old-upload'`)).toBe(0);
+      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId = 'old-upload'`)).toBe(0);
+      expect((await gw.gql(JOB, { id: 'young-upload' })).body.data.batchJob).toBeNull(); // invisible while uploading
+    } finally {
+      await gw.close();
+    }
+  });
+});

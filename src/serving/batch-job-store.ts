@@ -114,8 +114,11 @@ export interface BatchJobStore {
   markNotified(id: string): Promise<void>;
   /** Final jobs with a notifyUrl not yet notified (the process stopped before it could). */
   unnotified(): Promise<BatchJobRecord[]>;
-  /** Deletes jobs whose rows were still being written when the process stopped. */
-  deleteUnfinishedUploads(): Promise<number>;
+  /**
+   * Deletes jobs created before `createdBefore` whose rows are still being written: their
+   * process stopped. (Younger ones may be another replica's upload in progress.)
+   */
+  deleteUnfinishedUploads(createdBefore: Date): Promise<number>;
 }
 
 /** A job as reported outside the API (the notifyUrl POST, the CLI's summary line). */

@@ -33,6 +33,13 @@ export interface BatchDispatcher {
   stop(): Promise<void>;
 }
 
+/**
+ * A job still UPLOADING this long after it was created was left by a process that died:
+ * writing a million rows takes seconds, and with several replicas on one database a
+ * younger one may be another replica's upload in progress.
+ */
+const STALE_UPLOAD_MS = 10 * 60 * 1000;
+
 /** How long a job waits for its model version to finish LOADING before checking again. */
 const LOADING_RETRY_MS = 500;
 
@@ -58,6 +65,15 @@ export function createBatchWorker(
   let stopping = false;
   let starting: Promise<void> | undefined;
   let active = 0;
+  let sweep: NodeJS.Timeout | undefined;
+
+  async function dropStaleUploads(): Promise<void> {
+    const dropped = await store.deleteUnfinishedUploads(new Date(Date.now() - STALE_UPLOAD_MS)).catch((error: unknown) => {
+      log.error({ err: error }, 'could not delete stale batch uploads');
+      return 0;
+    });
+    if (dropped > 0) log.warn({ jobs: dropped }, 'deleted batch jobs whose upload a stopped process never finished');
+  }
 
   const ended = (job: BatchJobRecord) => {
     bus.publish('batch-job.progress', job);
@@ -128,8 +144,9 @@ export function createBatchWorker(
     start(): Promise<void> {
       if (stopping) return Promise.resolve();
       starting ??= (async () => {
-        const dropped = await store.deleteUnfinishedUploads();
-        if (dropped > 0) log.warn({ jobs: dropped }, 'deleted batch jobs whose upload a stopped process never finished');
+        await dropStaleUploads();
+        sweep = setInterval(() => void dropStaleUploads(), STALE_UPLOAD_MS);
+        sweep.unref();
         for (const job of await store.unnotified()) notifier.notify(job);
         if (!stopping) await dispatcher.start(run, concurrency);
       })();
@@ -145,6 +162,7 @@ export function createBatchWorker(
     async stop(): Promise<void> {
       stopping = true;
       await starting?.catch(() => undefined);
+      clearInterval(sweep);
       notifier.close();
       await dispatcher.stop();
     },

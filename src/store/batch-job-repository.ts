@@ -137,9 +137,10 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
   const finish = writer.prepare(`UPDATE "BatchJob" SET "status" = ?, "error" = ?, "finishedAt" = ? WHERE "id" = ? AND "status" = 'RUNNING' RETURNING *`);
   const cancel = writer.prepare(`UPDATE "BatchJob" SET "status" = 'CANCELLED', "finishedAt" = ? WHERE "id" = ? AND "status" IN ('QUEUED', 'RUNNING') RETURNING *`);
   const markNotified = writer.prepare(`UPDATE "BatchJob" SET "notifiedAt" = ? WHERE "id" = ?`);
-  const deleteUploads = writer.transaction(() => {
-    writer.prepare(`DELETE FROM "BatchRow" WHERE "jobId" IN (SELECT "id" FROM "BatchJob" WHERE "status" = '${UPLOADING}')`).run();
-    return writer.prepare(`DELETE FROM "BatchJob" WHERE "status" = '${UPLOADING}'`).run().changes;
+  // Times are ISO text of one width and zone: text order is time order.
+  const deleteUploads = writer.transaction((before: string) => {
+    writer.prepare(`DELETE FROM "BatchRow" WHERE "jobId" IN (SELECT "id" FROM "BatchJob" WHERE "status" = '${UPLOADING}' AND "createdAt" < ?)`).run(before);
+    return writer.prepare(`DELETE FROM "BatchJob" WHERE "status" = '${UPLOADING}' AND "createdAt" < ?`).run(before).changes;
   });
 
   const visible = { status: { not: UPLOADING } };
@@ -253,8 +254,8 @@ export function createBatchJobRepository(db: Database, writer: Sqlite.Database, 
       });
       return rows.map(toRecord);
     },
-    async deleteUnfinishedUploads() {
-      return deleteUploads.immediate();
+    async deleteUnfinishedUploads(createdBefore) {
+      return deleteUploads.immediate(sqlTime(createdBefore));
     },
   };
 }
