@@ -17,8 +17,7 @@ import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
-import { openDatabase, sqliteFile, type Database } from './store/database.ts';
-import { openSqliteHistoryWriter, openSqliteWriteConnection } from './store/sqlite-history-writer.ts';
+import { openStore, type Database } from './store/database.ts';
 import { createBatchJobRepository } from './store/batch-job-repository.ts';
 import { createBatchJobService } from './serving/batch-jobs.ts';
 import { createNotifier } from './serving/batch-notify.ts';
@@ -104,8 +103,9 @@ export type App = Awaited<ReturnType<typeof createApp>>;
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
-  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
-  const historyWriter = openSqliteHistoryWriter(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous, onQuery: options.onQuery });
+  const store = await openStore(config.databaseUrl, { onQuery: options.onQuery, sqliteSynchronous: config.sqliteSynchronous });
+  const db: Database = store.db;
+  const historyWriter = store.history;
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
   const bus = createEventBus(options.eventBus);
@@ -113,8 +113,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const history = createHistory({ store: predictions, bus });
   const predictionService = createPredictionService({ models, history });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
-  const batchWriter = openSqliteWriteConnection(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous });
-  const batchJobStore = createBatchJobRepository(db, batchWriter, { onQuery: options.onQuery });
+  const batchJobStore = createBatchJobRepository(db, store.batchJobs);
   const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
   const batchWorker = createBatchWorker({ store: batchJobStore, models, bus, notifier, log }, { concurrency: config.batch.concurrency, chunkRows: config.batch.chunkRows });
   const batchJobs = createBatchJobService({ store: batchJobStore, models, bus, notifier, wake: batchWorker.wake, limits: { maxRows: config.batch.maxRows } });
@@ -249,9 +248,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await predictions.drain();
       await yoga.dispose();
       await models.close();
-      historyWriter.close();
-      batchWriter.close();
-      await db.$disconnect();
+      await store.close();
     },
   };
 }
