@@ -20,8 +20,7 @@ import { createMemoryResponseCache } from './cache/response-cache.ts';
 import { createRedisResponseCache } from './cache/redis-response-cache.ts';
 import type { Context } from './schema/builder.ts';
 import { schema } from './schema/index.ts';
-import { openDatabase, sqliteFile, type Database } from './store/database.ts';
-import { openSqliteHistoryWriter, openSqliteWriteConnection } from './store/sqlite-history-writer.ts';
+import { openStore, type Database } from './store/database.ts';
 import { createBatchJobRepository } from './store/batch-job-repository.ts';
 import { createBatchJobService } from './serving/batch-jobs.ts';
 import { createNotifier } from './serving/batch-notify.ts';
@@ -111,8 +110,9 @@ export type App = Awaited<ReturnType<typeof createApp>>;
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
-  const db: Database = await openDatabase(config.databaseUrl, { onQuery: options.onQuery });
-  const historyWriter = openSqliteHistoryWriter(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous, onQuery: options.onQuery });
+  const store = await openStore(config.databaseUrl, { onQuery: options.onQuery, sqliteSynchronous: config.sqliteSynchronous });
+  const db: Database = store.db;
+  const historyWriter = store.history;
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
   const modelsLoaded = models.load();
   // With REDIS_URL, events travel through Redis: a subscriber on any replica hears every replica's events.
@@ -124,8 +124,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
   const predictionService = createPredictionService({ models, history, cache: responseCache });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
-  const batchWriter = openSqliteWriteConnection(sqliteFile(config.databaseUrl), { synchronous: config.sqliteSynchronous });
-  const batchJobStore = createBatchJobRepository(db, batchWriter, { onQuery: options.onQuery });
+  const batchJobStore = createBatchJobRepository(db, store.batchJobs);
   const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
   // With REDIS_URL, jobs go through a BullMQ queue that any replica's worker takes from; else this process takes them from the database.
   const dispatcher = config.redisUrl
@@ -278,10 +277,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await predictions.drain();
       await yoga.dispose();
       await models.close();
-      historyWriter.close();
-      batchWriter.close();
       await redis?.close();
-      await db.$disconnect();
+      await store.close();
     },
   };
 }

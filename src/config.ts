@@ -23,15 +23,18 @@ const environmentSchema = z.object({
     .default(4000),
   /** Interface to bind. @default 127.0.0.1 */
   HOST: z.string().trim().min(1, { error: 'expected a host name or address' }).default('127.0.0.1'),
-  /** Prediction history. Only SQLite `file:` URLs are served for now. @default file:./data/gateway.db */
+  /**
+   * Prediction history and batch jobs: a SQLite `file:` URL, or a PostgreSQL
+   * `postgresql://` (or `postgres://`) URL. @default file:./data/gateway.db
+   */
   DATABASE_URL: z
     .string()
-    .regex(/^file:.+/, { error: 'expected a SQLite URL such as file:./data/gateway.db' })
+    .regex(/^(file:|postgres(ql)?:\/\/).+/, { error: 'expected a SQLite URL such as file:./data/gateway.db or a PostgreSQL URL such as postgresql://user@host:5432/gateway' })
     .default('file:./data/gateway.db'),
   /** Triton-style model repository folder. @default models */
   MODEL_REPOSITORY: z.string().min(1, { error: 'expected a folder path' }).default('models'),
   /**
-   * SQLite `synchronous` for history writes: FULL survives power loss, NORMAL only a
+   * SQLite only: `synchronous` for history writes: FULL survives power loss, NORMAL only a
    * process crash (and commits faster). @default FULL
    */
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL'], { error: 'expected FULL or NORMAL' }).default('FULL'),

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { startGatewayProcess, waitFor } from './helpers/process.ts';
 
@@ -29,14 +28,12 @@ describe('batch job under SIGKILL', () => {
     first.child.kill('SIGKILL');
     await first.exited;
 
-    const db = new Database(first.dbFile, { readonly: true });
-    const atKill = db.prepare(`SELECT status, processed FROM "BatchJob" WHERE id = ?`).get(id) as { status: string; processed: number };
-    db.close();
-    expect(atKill.status).toBe('RUNNING');
-    expect(atKill.processed).toBeGreaterThanOrEqual(seen);
-    expect(atKill.processed).toBeLessThan(ROWS); // killed mid-way, not after the end
+    const [atKill] = await first.query(`SELECT "status", "processed" FROM "BatchJob" WHERE "id" = $1`, [id]);
+    expect(atKill!.status).toBe('RUNNING');
+    expect(atKill!.processed).toBeGreaterThanOrEqual(seen);
+    expect(atKill!.processed).toBeLessThan(ROWS); // killed mid-way, not after the end
 
-    const second = await startGatewayProcess({ ...env, DATABASE_URL: `file:${first.dbFile}` });
+    const second = await startGatewayProcess({ ...env, DATABASE_URL: first.databaseUrl });
     let job: any;
     await waitFor(async () => {
       job = (await gql(second.url, JOB, { id })).data.batchJob;
@@ -47,17 +44,15 @@ describe('batch job under SIGKILL', () => {
 
     const badRows = rows.filter((r) => r.length === 3).length;
     expect(job).toEqual({ status: 'SUCCEEDED', processed: ROWS, failed: badRows, total: ROWS });
-    const check = new Database(first.dbFile, { readonly: true });
-    const rowStates = check
-      .prepare(
-        `SELECT COUNT(*) AS rows, COUNT(DISTINCT "index") AS indices, SUM(predictionId IS NOT NULL) AS predicted, SUM(errorCode IS NOT NULL) AS failed,
-                SUM(predictionId IS NULL AND errorCode IS NULL) AS undone, COUNT(DISTINCT predictionId) AS distinctPredictions
-         FROM "BatchRow" WHERE jobId = ?`,
-      )
-      .get(id);
+    const [rowStates] = await first.query(
+      `SELECT COUNT(*) AS "rows", COUNT(DISTINCT "index") AS "indices",
+              COUNT(*) FILTER (WHERE "predictionId" IS NOT NULL) AS "predicted", COUNT(*) FILTER (WHERE "errorCode" IS NOT NULL) AS "failed",
+              COUNT(*) FILTER (WHERE "predictionId" IS NULL AND "errorCode" IS NULL) AS "undone", COUNT(DISTINCT "predictionId") AS "distinctPredictions"
+       FROM "BatchRow" WHERE "jobId" = $1`,
+      [id],
+    );
     // The history holds one prediction per good row: none from a chunk lost to the kill, none twice.
-    const predictions = check.prepare(`SELECT COUNT(*) FROM "Prediction"`).pluck().get();
-    check.close();
+    const [{ predictions }] = (await first.query(`SELECT COUNT(*) AS "predictions" FROM "Prediction"`)) as [{ predictions: number }];
     expect(rowStates).toEqual({ rows: ROWS, indices: ROWS, predicted: ROWS - badRows, failed: badRows, undone: 0, distinctPredictions: ROWS - badRows });
     expect(predictions).toBe(ROWS - badRows);
   });

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServedVersion } from '../src/inference/served-version.ts';
@@ -57,14 +56,9 @@ async function upload(gw: TestGateway, text: string, filename: string, input: Re
   return { status: res.status, body: (await res.json()) };
 }
 
-const count = (file: string, sql: string) => {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare(sql).pluck().get() as number;
-  } finally {
-    db.close();
-  }
-};
+
+/** The one value `sql` selects (a COUNT), through a connection of the test's own. */
+const count = async (gw: TestGateway, sql: string) => Object.values((await gw.query(sql))[0]!)[0] as number;
 
 describe('batch jobs against a real server', () => {
   let gw: TestGateway;
@@ -99,7 +93,7 @@ describe('batch jobs against a real server', () => {
     }
     const done = (await gw.gql(JOB, { id: job.id })).body.data.batchJob;
     expect(done.finishedAt).not.toBeNull();
-    expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" r JOIN "Prediction" p ON p.id = r.predictionId WHERE r.jobId = '${job.id}'`)).toBe(100);
+    expect(await count(gw, `SELECT COUNT(*) FROM "BatchRow" r JOIN "Prediction" p ON p."id" = r."predictionId" WHERE r."jobId" = '${job.id}'`)).toBe(100);
   });
 
   it('takes a CSV upload with a header through the multipart request, scores every line, and streams progress over SSE to the end', async () => {
@@ -149,23 +143,23 @@ describe('batch jobs against a real server', () => {
   });
 
   it('refuses a job over MAX_BATCH_ROWS before anything is queued (rows and upload)', async () => {
-    const before = count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"');
+    const before = await count(gw, 'SELECT COUNT(*) FROM "BatchJob"');
     const inline = await gw.gql(SUBMIT, { input: { model: 'iris', rows: Array.from({ length: 501 }, () => IRIS[0]) } });
     expect(inline.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(inline.body.errors?.[0]?.message).toMatch(/more than 500 rows/);
     const file = await upload(gw, Array.from({ length: 501 }, () => IRIS[0]!.join(',')).join('\n'), 'big.csv');
     expect(file.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"')).toBe(before);
-    expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId NOT IN (SELECT id FROM "BatchJob")`)).toBe(0);
+    expect(await count(gw, 'SELECT COUNT(*) FROM "BatchJob"')).toBe(before);
+    expect(await count(gw, `SELECT COUNT(*) FROM "BatchRow" WHERE "jobId" NOT IN (SELECT "id" FROM "BatchJob")`)).toBe(0);
   });
 
   it('refuses an upload over MAX_UPLOAD_BYTES with 413 before anything is queued', async () => {
-    const before = count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"');
+    const before = await count(gw, 'SELECT COUNT(*) FROM "BatchJob"');
     const big = Array.from({ length: 8000 }, () => IRIS[0]!.join(',')).join('\n'); // ~120 KB
     const { status, body } = await upload(gw, big, 'big.csv');
     expect(status).toBe(413);
     expect(body.errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
-    expect(count(gw.dbFile, 'SELECT COUNT(*) FROM "BatchJob"')).toBe(before);
+    expect(await count(gw, 'SELECT COUNT(*) FROM "BatchJob"')).toBe(before);
     expect((await gw.gql('{ __typename }')).status).toBe(200);
   });
 
@@ -185,7 +179,7 @@ describe('batch jobs against a real server', () => {
     const first = (await gw.gql(SUBMIT, { input })).body.data.submitBatchJob;
     const again = (await gw.gql(SUBMIT, { input })).body.data.submitBatchJob;
     expect(again.id).toBe(first.id);
-    expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchJob" WHERE idempotencyKey = 'nightly-2026-12-02'`)).toBe(1);
+    expect(await count(gw, `SELECT COUNT(*) FROM "BatchJob" WHERE "idempotencyKey" = 'nightly-2026-12-02'`)).toBe(1);
     const other = await gw.gql(SUBMIT, { input: { ...input, model: 'diabetes', rows: [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]] } });
     expect(other.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
@@ -239,7 +233,7 @@ describe('batch jobs against a real server', () => {
     expect(after.status).toBe('CANCELLED');
     expect(after.processed).toBe(cancelled.processed);
     expect(after.processed).toBeLessThan(480);
-    expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId = '${job.id}' AND predictionId IS NOT NULL`)).toBe(after.processed);
+    expect(await count(gw, `SELECT COUNT(*) FROM "BatchRow" WHERE "jobId" = '${job.id}' AND "predictionId" IS NOT NULL`)).toBe(after.processed);
     const again = await gw.gql(`mutation ($id: ID!) { cancelBatchJob(id: $id) { status } }`, { id: job.id });
     expect(again.body.data.cancelBatchJob.status).toBe('CANCELLED');
     const unknown = await gw.gql(`mutation { cancelBatchJob(id: "nope") { status } }`);
@@ -279,7 +273,7 @@ describe('batch jobs against a real server', () => {
       expect(received).toEqual([
         { path: '/hooks/batch', body: { event: 'batchJob.finished', job: expect.objectContaining({ id: job.id, model: 'iris', status: 'SUCCEEDED', total: 3, processed: 3, failed: 0 }) } },
       ]);
-      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchJob" WHERE id = '${job.id}' AND notifiedAt IS NOT NULL`)).toBe(1);
+      expect(await count(gw, `SELECT COUNT(*) FROM "BatchJob" WHERE "id" = '${job.id}' AND "notifiedAt" IS NOT NULL`)).toBe(1);
     });
 
     it('logs a notification that never gets through and still finishes the job', async () => {
@@ -317,7 +311,7 @@ describe('batch jobs when their model version changes under them', () => {
       expect(done.status).toBe('FAILED');
       expect(done.error).toMatch(/the disk is on fire/);
       expect(done.processed).toBeLessThan(ROWS.length);
-      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId = '${job.id}' AND predictionId IS NOT NULL`)).toBe(done.processed);
+      expect(await count(gw, `SELECT COUNT(*) FROM "BatchRow" WHERE "jobId" = '${job.id}' AND "predictionId" IS NOT NULL`)).toBe(done.processed);
     } finally {
       await gw.close();
     }
@@ -333,7 +327,7 @@ describe('batch jobs when their model version changes under them', () => {
       const done = await waitForStatus(gw, job.id, ['FAILED', 'SUCCEEDED']);
       expect(done).toMatchObject({ status: 'SUCCEEDED', processed: ROWS.length, failed: 0 });
       expect(fresh.stats.rows).toBeGreaterThan(0); // the rest ran on the new session
-      expect(count(gw.dbFile, `SELECT COUNT(DISTINCT predictionId) FROM "BatchRow" WHERE jobId = '${job.id}'`)).toBe(ROWS.length);
+      expect(await count(gw, `SELECT COUNT(DISTINCT "predictionId") FROM "BatchRow" WHERE "jobId" = '${job.id}'`)).toBe(ROWS.length);
     } finally {
       await gw.close();
     }
@@ -344,16 +338,14 @@ describe('uploads a stopped process never finished', () => {
   it('are deleted with their rows once older than the cut-off; younger ones (another replica\'s, in progress) stay', async () => {
     const gw = await startGateway();
     try {
-      const db = new Database(gw.dbFile);
-      const insert = db.prepare(`INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt") VALUES (?, 'iris', 1, 'UPLOADING', 'CSV', 0, ?)`);
-      insert.run('old-upload', '2026-01-01T00:00:00.000+00:00');
-      insert.run('young-upload', new Date().toISOString().replace('Z', '+00:00'));
-      db.prepare(`INSERT INTO "BatchRow" ("jobId", "index", "input") VALUES ('old-upload', 0, '1,2,3,4'), ('young-upload', 0, '1,2,3,4')`).run();
-      db.close();
+      const insert = `INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt") VALUES ($1, 'iris', 1, 'UPLOADING', 'CSV', 0, $2)`;
+      await gw.query(insert, ['old-upload', '2026-01-01T00:00:00.000+00:00']);
+      await gw.query(insert, ['young-upload', new Date().toISOString().replace('Z', '+00:00')]);
+      await gw.query(`INSERT INTO "BatchRow" ("jobId", "index", "input") VALUES ('old-upload', 0, '1,2,3,4'), ('young-upload', 0, '1,2,3,4')`);
       expect(await gw.app.batchJobStore.deleteUnfinishedUploads(new Date(Date.now() - 60_000))).toBe(1);
-      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchJob" WHERE id = 'young-upload'`)).toBe(1);
-      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchJob" WHERE id = 'old-upload'`)).toBe(0);
-      expect(count(gw.dbFile, `SELECT COUNT(*) FROM "BatchRow" WHERE jobId = 'old-upload'`)).toBe(0);
+      expect(Number(await count(gw, `SELECT COUNT(*) FROM "BatchJob" WHERE "id" = 'young-upload'`))).toBe(1);
+      expect(Number(await count(gw, `SELECT COUNT(*) FROM "BatchJob" WHERE "id" = 'old-upload'`))).toBe(0);
+      expect(Number(await count(gw, `SELECT COUNT(*) FROM "BatchRow" WHERE "jobId" = 'old-upload'`))).toBe(0);
       expect((await gw.gql(JOB, { id: 'young-upload' })).body.data.batchJob).toBeNull(); // invisible while uploading
     } finally {
       await gw.close();

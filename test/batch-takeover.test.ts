@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { startGatewayProcess, waitFor, type GatewayProcess } from './helpers/process.ts';
 
@@ -32,7 +31,7 @@ describe.skipIf(!available)('batch jobs across replicas (REDIS_URL: BullMQ)', ()
   it('a job whose replica is killed with SIGKILL mid-job is taken over by the other replica and finishes with every row exactly once', { timeout: 120_000 }, async () => {
     const env = { REDIS_URL, REDIS_PREFIX: `test-${randomUUID()}:`, BATCH_CHUNK_ROWS: '200', BATCH_LEASE_MS: '1500' };
     const a = await startGatewayProcess(env);
-    const b = await startGatewayProcess({ ...env, DATABASE_URL: `file:${a.dbFile}` }); // one database, two replicas
+    const b = await startGatewayProcess({ ...env, DATABASE_URL: a.databaseUrl }); // one database, two replicas
     try {
       await waitFor(async () => (await fetch(`${a.url}/readyz`)).status === 200 && (await fetch(`${b.url}/readyz`)).status === 200);
       const rows = Array.from({ length: ROWS }, (_, i) => (i % 9 === 4 ? [1, 2, 3] : [4 + (i % 40) / 10, 3, 1.4 + (i % 50) / 10, 0.2]));
@@ -43,11 +42,9 @@ describe.skipIf(!available)('batch jobs across replicas (REDIS_URL: BullMQ)', ()
       const [holder, other] = runs(a, id).length > 0 ? [a, b] : [b, a];
       holder.child.kill('SIGKILL');
       await holder.exited;
-      const db = new Database(a.dbFile, { readonly: true });
-      const atKill = db.prepare(`SELECT status, processed FROM "BatchJob" WHERE id = ?`).get(id) as { status: string; processed: number };
-      db.close();
-      expect(atKill.status).toBe('RUNNING');
-      expect(atKill.processed).toBeLessThan(ROWS);
+      const [atKill] = await a.query<{ status: string; processed: number }>(`SELECT "status", "processed" FROM "BatchJob" WHERE "id" = $1`, [id]);
+      expect(atKill!.status).toBe('RUNNING');
+      expect(Number(atKill!.processed)).toBeLessThan(ROWS);
 
       let job: any;
       await waitFor(async () => {
@@ -57,16 +54,15 @@ describe.skipIf(!available)('batch jobs across replicas (REDIS_URL: BullMQ)', ()
       const bad = rows.filter((r) => r.length === 3).length;
       expect(job).toEqual({ status: 'SUCCEEDED', processed: ROWS, failed: bad, total: ROWS });
       expect(runs(other, id).length).toBeGreaterThan(0); // the survivor resumed it
-      const check = new Database(a.dbFile, { readonly: true });
-      const state = check
-        .prepare(
-          `SELECT COUNT(*) AS rows, SUM(predictionId IS NULL AND errorCode IS NULL) AS undone, COUNT(DISTINCT predictionId) AS predictions, SUM(errorCode IS NOT NULL) AS failed FROM "BatchRow" WHERE jobId = ?`,
-        )
-        .get(id);
-      const stored = check.prepare(`SELECT COUNT(*) FROM "Prediction"`).pluck().get();
-      check.close();
-      expect(state).toEqual({ rows: ROWS, undone: 0, predictions: ROWS - bad, failed: bad });
-      expect(stored).toBe(ROWS - bad);
+      const [state] = await other.query(
+        `SELECT COUNT(*) AS "rows", COUNT(*) FILTER (WHERE "predictionId" IS NULL AND "errorCode" IS NULL) AS "undone",
+                COUNT(DISTINCT "predictionId") AS "predictions", COUNT(*) FILTER (WHERE "errorCode" IS NOT NULL) AS "failed"
+         FROM "BatchRow" WHERE "jobId" = $1`,
+        [id],
+      );
+      const [stored] = await other.query(`SELECT COUNT(*) AS "n" FROM "Prediction"`);
+      expect(Object.fromEntries(Object.entries(state!).map(([k, v]) => [k, Number(v)]))).toEqual({ rows: ROWS, undone: 0, predictions: ROWS - bad, failed: bad });
+      expect(Number(stored!.n)).toBe(ROWS - bad);
     } finally {
       for (const p of [a, b]) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
       await Promise.all([a.exited, b.exited]);

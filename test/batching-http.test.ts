@@ -44,7 +44,7 @@ describe('dynamic batching over HTTP', () => {
     expect(version.stats.maxQueueDelayMs).toBeGreaterThan(40);
     expect(version.stats.meanBatchSize).toBeCloseTo(64 / version.stats.batches, 6);
     expect(version.stats.meanBatchSize).toBeGreaterThan(1);
-    expect(on.countRows()).toBe(64);
+    expect(await on.countRows()).toBe(64);
   });
 
   it('runs one request per ONNX run with BATCHING=false', async () => {
@@ -52,6 +52,6 @@ describe('dynamic batching over HTTP', () => {
     const [version] = (await off.gql(STATS)).body.data.model.versions;
     expect(version.batching).toEqual({ enabled: false, reason: 'BATCHING=false', maxBatchSize: 0, maxQueueDelayMs: 0 });
     expect(version.stats).toMatchObject({ requests: 32, batches: 32, meanBatchSize: 1, runs: 32 });
-    expect(off.countRows()).toBe(32);
+    expect(await off.countRows()).toBe(32);
   });
 });

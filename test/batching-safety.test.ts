@@ -68,7 +68,7 @@ describe('a model that names one batch dimension (the adder: a, b, n all [batch,
     const good = Array.from({ length: 10 }, (_, i) => adderRequest(1 + (i % 3), 1 + (i % 3)));
     const bad = [adderRequest(2, 3), adderRequest(3, 2)];
     const before = await stats('adder');
-    const rowsBefore = gw.countRows();
+    const rowsBefore = await gw.countRows();
     const together = await Promise.all([...bad, ...good].map((r) => predict('adder', r)));
     const after = await stats('adder');
 
@@ -82,7 +82,7 @@ describe('a model that names one batch dimension (the adder: a, b, n all [batch,
         },
       ]);
     }
-    expect(gw.countRows() - rowsBefore).toBe(good.length);
+    expect((await gw.countRows()) - rowsBefore).toBe(good.length);
     // The same-tick burst really was stacked, so the equality below is a test of batching.
     expect(after.requests - before.requests).toBe(good.length);
     expect(after.batches - before.batches).toBeLessThan(good.length);

@@ -58,7 +58,7 @@ describe.skipIf(Boolean(skipped))('a cluster: nginx in front of two replicas on 
     const id: string = (await gql(a.url, `mutation ($rows: [[Float!]!]) { submitBatchJob(input: { model: "iris", rows: $rows }) { id } }`, { rows })).data.submitBatchJob.id;
     await waitFor(async () => (await gql(a.url, JOB, { id })).data.batchJob.processed > 0, 30_000);
 
-    b = await startGatewayProcess({ ...env, DATABASE_URL: `file:${a.dbFile}` });
+    b = await startGatewayProcess({ ...env, DATABASE_URL: a.databaseUrl });
     await waitFor(async () => (await fetch(`${b!.url}/readyz`)).ok, 60_000);
     proxy = await startNginx(nginx!, [new URL(a.url).host, new URL(b.url).host]);
 

@@ -30,7 +30,8 @@ describe('config', () => {
   it.each([
     [{ PORT: 'abc' }, 'Invalid configuration: PORT: expected an integer from 0 to 65535, got "abc"'],
     [{ PORT: '70000' }, 'Invalid configuration: PORT: expected an integer from 0 to 65535, got "70000"'],
-    [{ DATABASE_URL: 'mysql://x' }, 'Invalid configuration: DATABASE_URL: expected a SQLite URL such as file:./data/gateway.db, got "mysql://x"'],
+    [{ DATABASE_URL: 'mysql://x' }, 'Invalid configuration: DATABASE_URL: expected a SQLite URL such as file:./data/gateway.db or a PostgreSQL URL such as postgresql://user@host:5432/gateway, got "mysql://x"'],
+    [{ DATABASE_URL: 'postgresql://' }, /^Invalid configuration: DATABASE_URL: expected a SQLite URL .*, got "postgresql:\/\/"$/],
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
@@ -50,6 +51,12 @@ describe('config', () => {
 
   it('reads WORKERS', () => {
     expect(loadConfig({ WORKERS: '4' }).workers).toBe(4);
+  });
+
+  it('takes SQLite and PostgreSQL database URLs', () => {
+    for (const url of ['file:./data/gateway.db', 'postgresql://gateway@db.internal:5432/history', 'postgres://u:p@127.0.0.1/gateway?sslmode=require']) {
+      expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+    }
   });
 
   it('reads the upload limit and folder', () => {

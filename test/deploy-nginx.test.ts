@@ -3,7 +3,6 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeRawSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { checkNginxConf, findNginx, GATEWAY_CONF, startNginx, type RunningNginx } from './helpers/nginx.ts';
@@ -25,13 +24,9 @@ async function gql(url: string, query: string, variables?: Record<string, unknow
 }
 
 /** One number from a replica's own SQLite history, read beside the running process. */
-function scalar(dbFile: string, sql: string, ...params: unknown[]): number {
-  const db = new Database(dbFile, { readonly: true });
-  try {
-    return db.prepare(sql).pluck().get(...params) as number;
-  } finally {
-    db.close();
-  }
+async function scalar(replica: GatewayProcess, sql: string, ...params: unknown[]): Promise<number> {
+  const [row] = await replica.query(sql, params);
+  return Number(Object.values(row!)[0]);
 }
 
 describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}) in front of two gateway processes${skipped}`, () => {
@@ -59,7 +54,7 @@ describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}) in front of two gateway process
     for (let k = 0; k < 6; k++) answers.push(await gql(proxy.url, PREDICT, { f: [5.1, 3.5, 1.4, 0.2] }));
     expect(answers.map((a) => a.body.data?.predict.label)).toEqual(Array(6).fill('setosa'));
 
-    const rows = replicas.map((r) => scalar(r.dbFile, 'SELECT COUNT(*) FROM "Prediction"'));
+    const rows = await Promise.all(replicas.map((r) => scalar(r, 'SELECT COUNT(*) FROM "Prediction"')));
     expect(rows.every((n) => n > 0)).toBe(true);
     expect(rows[0]! + rows[1]!).toBe(6);
     // nginx's access log (the config's JSON format) names the replica of each request.
@@ -83,7 +78,7 @@ describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}) in front of two gateway process
     expect(events.slice(0, 20).map((e) => e.index)).toEqual([...Array(20).keys()]);
     const last = events.at(-1);
     expect(last).toMatchObject({ done: true, finishReason: 'LENGTH', text: events.slice(0, 20).map((e) => e.token).join('') });
-    const stored = replicas.map((r) => scalar(r.dbFile, 'SELECT COUNT(*) FROM "Prediction" WHERE id = ?', last.predictionId));
+    const stored = await Promise.all(replicas.map((r) => scalar(r, 'SELECT COUNT(*) FROM "Prediction" WHERE "id" = $1', last.predictionId)));
     expect(stored.sort()).toEqual([0, 1]);
     await waitFor(async () => proxy.accessLog().some((line) => line.status === 101));
   });
@@ -142,7 +137,7 @@ describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}) in front of two gateway process
     expect(res.status).toBe(200);
     const job = (await res.json()).data.submitBatchJob;
     expect(job).toMatchObject({ status: 'QUEUED', total: 3 });
-    expect(replicas.map((r) => scalar(r.dbFile, 'SELECT COUNT(*) FROM "BatchJob" WHERE id = ?', job.id)).sort()).toEqual([0, 1]);
+    expect((await Promise.all(replicas.map((r) => scalar(r, 'SELECT COUNT(*) FROM "BatchJob" WHERE "id" = $1', job.id)))).sort()).toEqual([0, 1]);
     // nginx warns "a client request body is buffered to a temporary file" when it spools one.
     expect(proxy.errorLog()).not.toContain('a client request body is buffered to a temporary file');
   });

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { startGatewayProcess, waitFor } from './helpers/process.ts';
 
@@ -34,7 +33,7 @@ describe('group commit under SIGKILL', () => {
     await Promise.all(workers);
 
     // Batches really formed: more than one row per commit on average (the log has no stats; the count of rows does).
-    const second = await startGatewayProcess({ DATABASE_URL: `file:${first.dbFile}` });
+    const second = await startGatewayProcess({ DATABASE_URL: first.databaseUrl });
     await waitFor(async () => (await fetch(`${second.url}/readyz`)).status === 200);
     const check = await fetch(`${second.url}/graphql`, {
       method: 'POST',
@@ -45,9 +44,7 @@ describe('group commit under SIGKILL', () => {
     second.child.kill('SIGTERM');
     await second.exited;
 
-    const db = new Database(first.dbFile, { readonly: true });
-    const stored = new Set((db.prepare('SELECT id FROM "Prediction"').all() as Array<{ id: string }>).map((r) => r.id));
-    db.close();
+    const stored = new Set((await first.query<{ id: string }>('SELECT "id" FROM "Prediction"')).map((r) => r.id));
     const missing = acknowledged.filter((id) => !stored.has(id));
     expect(acknowledged.length).toBeGreaterThanOrEqual(1500);
     expect(missing).toEqual([]);

@@ -1,9 +1,9 @@
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { onPostgres } from './helpers/test-database.ts';
 import { writeAdderModel } from './helpers/onnx-models.ts';
 
 const PREDICT = `mutation($input: PredictInput!) { predict(input: $input) { id label } }`;
@@ -48,13 +48,13 @@ describe('bad input gets BAD_USER_INPUT with every issue, and stores nothing', (
     ],
     ['negative dimension', iris({ inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4], data: [1, 2, 3, 4] }] }), [['input', 'inputs', 0, 'shape']]],
   ])('%s', async (_name, variables, paths) => {
-    const before = gw.countRows();
+    const before = await gw.countRows();
     const res = await gw.gql(PREDICT, variables);
     const issues = issuesOf(res);
     expect(issues.map((i) => i.path)).toEqual(paths);
     for (const issue of issues) expect(issue.message.length).toBeGreaterThan(5);
     expect(res.body.data).toBeNull(); // predict is non-null, so the null reaches data
-    expect(gw.countRows()).toBe(before);
+    expect(await gw.countRows()).toBe(before);
   });
 
   it('names the feature and its range', async () => {
@@ -63,17 +63,17 @@ describe('bad input gets BAD_USER_INPUT with every issue, and stores nothing', (
   });
 
   it('rejects a non-finite number sent in the variables JSON', async () => {
-    const before = gw.countRows();
+    const before = await gw.countRows();
     const body = `{"query":${JSON.stringify(PREDICT)},"variables":{"input":{"model":"iris","features":[1e999,3.5,1.4,0.2]}}}`;
     const res = await gw.gql('', undefined, { body });
     const issues = issuesOf(res);
     expect(issues[0]!.path).toEqual(['input', 'features', 0]);
     expect(issues[0]!.message).toMatch(/Infinity/);
-    expect(gw.countRows()).toBe(before);
+    expect(await gw.countRows()).toBe(before);
   });
 
   it('rejects a fraction and an unsafe integer sent to an INT64 input', async () => {
-    const before = gw.countRows();
+    const before = await gw.countRows();
     const floats = { datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] };
     const res = await gw.gql(PREDICT, {
       input: { model: 'adder', inputs: [{ name: 'a', ...floats }, { name: 'b', ...floats }, { name: 'n', datatype: 'INT64', shape: [1, 2], data: [2.5, 2 ** 60] }] },
@@ -83,7 +83,7 @@ describe('bad input gets BAD_USER_INPUT with every issue, and stores nothing', (
       { path: ['input', 'inputs', 2, 'data', 0], message: `${range}, got 2.5` },
       { path: ['input', 'inputs', 2, 'data', 1], message: `${range}, got ${2 ** 60}` },
     ]);
-    expect(gw.countRows()).toBe(before);
+    expect(await gw.countRows()).toBe(before);
   });
 
   it('validates pagination arguments', async () => {
@@ -96,13 +96,13 @@ describe('bad input gets BAD_USER_INPUT with every issue, and stores nothing', (
 
 describe('unknown models', () => {
   it('MODEL_NOT_FOUND for an unknown model or version', async () => {
-    const before = gw.countRows();
+    const before = await gw.countRows();
     const res = await gw.gql(PREDICT, { input: { model: 'nope', features: [1] } });
     expect(res.body.errors![0]!.extensions).toMatchObject({ code: 'MODEL_NOT_FOUND', model: 'nope' });
     expect(res.body.errors![0]!.message).toBe('Model `nope` is not in the model repository');
     const version = await gw.gql(PREDICT, { input: { model: 'iris', version: 7, features: [5.1, 3.5, 1.4, 0.2] } });
     expect(version.body.errors![0]!.extensions).toMatchObject({ code: 'MODEL_NOT_FOUND', version: 7 });
-    expect(gw.countRows()).toBe(before);
+    expect(await gw.countRows()).toBe(before);
   });
 
   it('model(name) and prediction(id) are null when unknown', async () => {
@@ -114,11 +114,15 @@ describe('unknown models', () => {
 describe('unexpected errors', () => {
   it('are masked, carry the request id that the log shows, roll back, and the server stays up', async () => {
     // A real database failure: a trigger that aborts inserts for one model.
-    const db = new Database(gw.dbFile);
-    db.exec(`CREATE TRIGGER fail_digits BEFORE INSERT ON "Prediction" WHEN NEW."modelName" = 'digits'
-             BEGIN SELECT RAISE(ABORT, 'secret detail from SQLite'); END`);
-    db.close();
-    const before = gw.countRows();
+    if (onPostgres) {
+      await gw.query(`CREATE FUNCTION fail_digits() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN IF NEW."modelName" = 'digits' THEN RAISE EXCEPTION 'secret detail from the database'; END IF; RETURN NEW; END $$`);
+      await gw.query(`CREATE TRIGGER fail_digits BEFORE INSERT ON "Prediction" FOR EACH ROW EXECUTE FUNCTION fail_digits()`);
+    } else {
+      await gw.query(`CREATE TRIGGER fail_digits BEFORE INSERT ON "Prediction" WHEN NEW."modelName" = 'digits'
+                      BEGIN SELECT RAISE(ABORT, 'secret detail from the database'); END`);
+    }
+    const before = await gw.countRows();
 
     const res = await gw.gql(PREDICT, { input: { model: 'digits', features: new Array(64).fill(1) } }, {
       headers: { 'x-request-id': 'req-test-42' },
@@ -128,19 +132,19 @@ describe('unexpected errors', () => {
     const error = res.body.errors![0]!;
     expect(error.message).toBe('Unexpected error.');
     expect(error.extensions).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', requestId: 'req-test-42' });
-    expect(JSON.stringify(res.body)).not.toMatch(/secret|SQLite|at .*\.ts|Prediction/);
-    expect(gw.countRows()).toBe(before);
+    expect(JSON.stringify(res.body)).not.toMatch(/secret|SQLite|Postgre|at .*\.ts|Prediction/);
+    expect(await gw.countRows()).toBe(before);
 
     const logged = gw.logs.find((l) => l.requestId === 'req-test-42');
     expect(logged).toBeDefined();
     expect(logged!.msg).toBe('unexpected error');
-    expect(JSON.stringify(logged!.err)).toMatch(/secret detail from SQLite/);
+    expect(JSON.stringify(logged!.err)).toMatch(/secret detail from the database/);
 
     // Still serving, and a generated request id comes back when the client sends none.
     const ok = await gw.gql(PREDICT, iris({ features: [5.1, 3.5, 1.4, 0.2] }));
     expect(ok.body.data.predict.label).toBe('setosa');
     expect(ok.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    expect(gw.countRows()).toBe(before + 1);
+    expect(await gw.countRows()).toBe(before + 1);
   });
 });
 

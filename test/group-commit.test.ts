@@ -1,27 +1,25 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database as PrismaDatabase } from '../src/store/database.ts';
+import { openStore, type Database as PrismaDatabase, type Store } from '../src/store/database.ts';
 import { createGroupCommit } from '../src/store/group-commit.ts';
 import type { PredictionRecord } from '../src/serving/records.ts';
-import { createPredictionRepository, type HistoryWriter } from '../src/store/prediction-repository.ts';
-import { openSqliteHistoryWriter } from '../src/store/sqlite-history-writer.ts';
+import type { HistoryWriter } from '../src/store/history-writer.ts';
+import { createPredictionRepository } from '../src/store/prediction-repository.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.ts';
 
-let file: string;
+let database: TestDatabase;
+let store: Store;
 let db: PrismaDatabase;
 let writer: HistoryWriter;
 const statements: string[] = [];
 beforeAll(async () => {
-  file = join(mkdtempSync(join(tmpdir(), 'group-commit-')), 'db.sqlite');
-  db = await openDatabase(`file:${file}`, { onQuery: (sql) => statements.push(sql) });
-  writer = openSqliteHistoryWriter(file, { onQuery: (sql) => statements.push(sql) });
+  database = await createTestDatabase();
+  store = await openStore(database.url, { onQuery: (sql) => statements.push(sql) });
+  ({ db, history: writer } = store);
 });
 afterAll(async () => {
-  writer.close();
-  await db.$disconnect();
+  await store.close();
+  await database.drop();
 });
 
 const record = (id = uuidv7()): PredictionRecord => ({
@@ -49,12 +47,10 @@ const record = (id = uuidv7()): PredictionRecord => ({
 describe('group commit', () => {
   it('writes rows that arrive together in one INSERT, and answers each only once its row is visible', async () => {
     const repo = createPredictionRepository(db, { writer });
-    const reader = new Database(file, { readonly: true });
-    const visible = (id: string) => !!reader.prepare('SELECT 1 FROM "Prediction" WHERE id = ?').get(id);
+    const visible = async (id: string) => (await database.query('SELECT 1 FROM "Prediction" WHERE "id" = $1', [id])).length === 1;
     statements.length = 0;
     const records = Array.from({ length: 100 }, () => record());
     const seenOnResolve = await Promise.all(records.map((r) => repo.insert(r).then(() => visible(r.id))));
-    reader.close();
     expect(seenOnResolve.every(Boolean)).toBe(true);
     expect(repo.commitStats!.rows).toBe(100);
     expect(repo.commitStats!.groups).toBeLessThanOrEqual(2);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestApp } from './helpers/app.ts';
+import { createTestDatabase } from './helpers/test-database.ts';
 
 const READ = `query($id: ID!) { prediction(id: $id) { label scores { label probability } value } }`;
 
@@ -11,9 +12,9 @@ describe('the history keeps what the client was told', () => {
     const repo = mkdtempSync(join(tmpdir(), 'meaning-'));
     cpSync('models/iris', join(repo, 'iris'), { recursive: true });
     cpSync('models/diabetes', join(repo, 'diabetes'), { recursive: true });
-    const dbFile = join(repo, 'history.db');
+    const database = await createTestDatabase();
 
-    const first = await createTestApp({ modelRepository: repo, dbFile });
+    const first = await createTestApp({ modelRepository: repo, database });
     const iris = await first.gql(`mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id label scores { label probability } value } }`);
     const diabetes = await first.gql(`mutation { predict(input: { model: "diabetes", features: [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.86, 87] }) { id label scores { label probability } value } }`);
     await first.close();
@@ -29,7 +30,7 @@ describe('the history keeps what the client was told', () => {
     diabetesManifest.kind = 'GENERIC';
     writeFileSync(join(repo, 'diabetes', 'model.json'), JSON.stringify(diabetesManifest));
 
-    const second = await createTestApp({ modelRepository: repo, dbFile });
+    const second = await createTestApp({ modelRepository: repo, database });
     try {
       for (const [model, answer] of Object.entries(told)) {
         const { id, ...meaning } = answer;
@@ -40,6 +41,7 @@ describe('the history keeps what the client was told', () => {
       expect(now.body.data.predict.label).toBe('A');
     } finally {
       await second.close();
+      await database.drop();
     }
   });
 });

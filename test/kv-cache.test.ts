@@ -131,7 +131,7 @@ describe('generator interfaces the gateway cannot serve', () => {
 
   it('a dynamic logits width that differs from the vocabulary fails the first step and then the version', async () => {
     expect(await statusOf('gpt_dynamic_width')).toEqual({ status: 'READY', error: null });
-    const rows = gw.countRows();
+    const rows = await gw.countRows();
     const reason = 'model.json lists 20 vocabulary entries but output `logits` has 24 (its last dimension)';
     const fail = vi.spyOn(gw.app.models, 'fail');
     const res = await gw.gql(GENERATE, { input: { model: 'gpt_dynamic_width', prompt: 'abc', maxTokens: 5 } });
@@ -141,6 +141,6 @@ describe('generator interfaces the gateway cannot serve', () => {
     fail.mockRestore();
     expect(gw.app.models.get('gpt_dynamic_width')!.versions[0]!.served!.stats.runs).toBe(1);
     expect(await statusOf('gpt_dynamic_width')).toEqual({ status: 'FAILED', error: reason });
-    expect(gw.countRows()).toBe(rows);
+    expect(await gw.countRows()).toBe(rows);
   });
 });

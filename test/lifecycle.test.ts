@@ -1,5 +1,4 @@
 import { connect } from 'node:net';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { subscribeRawSse } from './helpers/clients.ts';
 import { spawnGateway, startGatewayProcess, waitFor } from './helpers/process.ts';
@@ -46,10 +45,7 @@ describe('process lifecycle', () => {
 
     expect(await gw.exited).toEqual({ code: 0, signal: null });
     expect(gw.lines.at(-1)!.msg).toBe('stopped');
-    const db = new Database(gw.dbFile, { readonly: true });
-    const ids = db.prepare('SELECT id FROM "Prediction"').all().map((r: any) => r.id);
-    db.close();
-    expect(ids).toEqual([json.data.predict.id]);
+    expect(await gw.query('SELECT "id" FROM "Prediction"')).toEqual([{ id: json.data.predict.id }]);
   });
 });
 
@@ -67,9 +63,7 @@ describe('shutdown during a generation', () => {
     expect(last).toMatchObject({ done: true, finishReason: 'CANCELLED' });
     expect(last.index).toBeLessThan(512);
     expect(await gw.exited).toEqual({ code: 0, signal: null });
-    const db = new Database(gw.dbFile, { readonly: true });
-    const row = db.prepare('SELECT generation FROM "Prediction" WHERE id = ?').get(last.predictionId) as { generation: string };
-    db.close();
-    expect(JSON.parse(row.generation)).toMatchObject({ finishReason: 'CANCELLED', text: last.text, tokens: last.index });
+    const [row] = await gw.query<{ generation: string }>('SELECT "generation" FROM "Prediction" WHERE "id" = $1', [last.predictionId]);
+    expect(JSON.parse(row!.generation)).toMatchObject({ finishReason: 'CANCELLED', text: last.text, tokens: last.index });
   });
 });

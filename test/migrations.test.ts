@@ -6,10 +6,12 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/database.ts';
 import { MigrationError, migrateSqlite } from '../src/store/migrate.ts';
+import { onPostgres } from './helpers/test-database.ts';
 
 const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
 
-describe('migrations', () => {
+// SQLite's own migrator on SQLite files; PostgreSQL's is in migrations-postgres.test.ts.
+describe.skipIf(onPostgres)('SQLite migrations', () => {
   it('apply once, are recorded the way Prisma records them, and are idempotent', () => {
     const file = join(temp(), 'db.sqlite');
     const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached'];

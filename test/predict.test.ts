@@ -114,12 +114,12 @@ describe('GraphQL over HTTP', () => {
     expect(get.status).toBe(200);
     const models = (await get.json()).data.models;
     expect(models.map((m: { name: string }) => m.name)).toEqual(['breast_cancer', 'diabetes', 'digits', 'fortune', 'iris']);
-    const before = gw.countRows();
+    const before = await gw.countRows();
     const mutation = await fetch(`${gw.url}/graphql?query=${encodeURIComponent('mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id } }')}`, {
       headers: { accept: 'application/json' },
     });
     expect(mutation.status).toBe(405);
-    expect(gw.countRows()).toBe(before);
+    expect(await gw.countRows()).toBe(before);
   });
 
   it('serves GraphiQL to browsers', async () => {

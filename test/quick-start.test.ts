@@ -1,17 +1,16 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { createTestDatabase } from './helpers/test-database.ts';
 
 describe('npm start', () => {
   it('builds the bundle and serves from it: a predict answers, SIGTERM exits 0', { timeout: 60_000 }, async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'pipe' });
-    const dbFile = join(mkdtempSync(join(tmpdir(), 'quick-start-')), 'history.db');
+    // SQLite, or PostgreSQL in the postgres project: the bundle carries both Prisma clients.
+    const database = await createTestDatabase();
     // The start script's command, as `npm start` runs it after its prestart build.
     const child = spawn(process.execPath, ['dist/gateway/main.mjs'], {
-      env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: `file:${dbFile}` },
+      env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: database.url },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -34,5 +33,6 @@ describe('npm start', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(lines.at(-1)!.msg).toBe('stopped');
+    await database.drop();
   });
 });

@@ -3,7 +3,6 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
@@ -57,18 +56,17 @@ describe('/readyz', () => {
     gw = await startGateway({ modelRepository: repo });
     expect((await readyz(gw.url)).status).toBe(200);
 
-    const other = new Database(gw.dbFile);
-    other.exec('ALTER TABLE "Prediction" RENAME TO "Moved"');
+    await gw.query('ALTER TABLE "Prediction" RENAME TO "Moved"');
     try {
       const res = await fetch(`${gw.url}/readyz`);
       const text = await res.text();
       expect(res.status).toBe(503);
       expect(JSON.parse(text)).toMatchObject({ status: 'not_ready', database: 'unavailable' });
-      expect(text).not.toMatch(/no such table|Prediction|sqlite/i);
-      expect(gw.logs.some((l) => l.msg === 'readiness: the database does not answer' && /no such table/.test(JSON.stringify(l.err)))).toBe(true);
+      expect(text).not.toMatch(/no such table|does not exist|Prediction|sqlite|postgres/i);
+      // SQLite: "no such table: Prediction"; PostgreSQL: `relation "Prediction" does not exist`.
+      expect(gw.logs.some((l) => l.msg === 'readiness: the database does not answer' && /no such table|does not exist/.test(JSON.stringify(l.err)))).toBe(true);
     } finally {
-      other.exec('ALTER TABLE "Moved" RENAME TO "Prediction"');
-      other.close();
+      await gw.query('ALTER TABLE "Moved" RENAME TO "Prediction"');
     }
     expect((await readyz(gw.url)).status).toBe(200);
   });

@@ -114,7 +114,7 @@ describe('model repository', () => {
     expect(res.body.errors![0]!.message).toMatch(/^Model `broken` version 1 is not ready \(FAILED: /);
     const ok = await gw.gql(`mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { label } }`);
     expect(ok.body.data.predict.label).toBe('setosa');
-    expect(gw.countRows()).toBe(1);
+    expect(await gw.countRows()).toBe(1);
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(200); // FAILED counts as settled
   });
 

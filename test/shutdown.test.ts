@@ -2,7 +2,6 @@ import { createServer as createTcpServer, connect, type AddressInfo } from 'node
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { spawnGateway, startGatewayProcess, waitFor } from './helpers/process.ts';
@@ -46,9 +45,7 @@ describe('shutdown', () => {
     const id = answer.payload.data.predict.id;
     expect(messages.filter((m) => m.id === 'p').map((m) => m.type)).toEqual(['next', 'complete']);
     expect(await gw.exited).toEqual({ code: 0, signal: null });
-    const db = new Database(gw.dbFile, { readonly: true });
-    expect(db.prepare('SELECT id FROM "Prediction"').all()).toEqual([{ id }]);
-    db.close();
+    expect(await gw.query('SELECT "id" FROM "Prediction"')).toEqual([{ id }]);
   });
 
   it('past SHUTDOWN_TIMEOUT_MS logs what it abandons and exits 1 instead of hanging on a stalled WebSocket', async () => {

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeRawSse, subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
@@ -51,21 +50,22 @@ describe('predictionCreated', () => {
   });
 
   it('publishes a prediction (generations included) only once its row is committed, read at the moment of publishing', async () => {
-    const check = new Database(gw.dbFile, { readonly: true });
-    const published: Array<{ id: string; committed: boolean }> = [];
+    // The read starts inside the publish call: on SQLite it is done there (synchronous
+    // better-sqlite3); on PostgreSQL it is sent then, on a connection of the test's own.
+    const published: Array<Promise<{ id: string; committed: boolean }>> = [];
     const stop = onPublish(gw.app.bus, (_topic, p) =>
-      published.push({ id: p.id, committed: check.prepare('SELECT 1 FROM "Prediction" WHERE id = ?').get(p.id) !== undefined }),
+      published.push(gw.query('SELECT 1 FROM "Prediction" WHERE "id" = $1', [p.id]).then((rows) => ({ id: p.id, committed: rows.length > 0 }))),
     );
     try {
       const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => predict(i % 2 ? 'iris' : 'diabetes', i % 2 ? IRIS : DIABETES)));
       const alone = await predict('iris', IRIS);
       const generated = await gw.gql(GENERATE_MUT, { input: { model: 'fortune', prompt: 'The ', maxTokens: 3, seed: 1 } });
       const ids = [...burst, alone].map((r) => r.body.data.predict.id).concat(generated.body.data.generate.prediction.id);
-      expect(published.map((p) => p.id).sort()).toEqual([...ids].sort());
-      expect(published.filter((p) => !p.committed)).toEqual([]);
+      const seen = await Promise.all(published);
+      expect(seen.map((p) => p.id).sort()).toEqual([...ids].sort());
+      expect(seen.filter((p) => !p.committed)).toEqual([]);
     } finally {
       stop();
-      check.close();
     }
   });
 });
@@ -132,7 +132,7 @@ describe('cancellation and fairness', () => {
   const long = { model: 'fortune', prompt: 'The '.repeat(300), maxTokens: 512, temperature: 1, seed: 1 };
 
   it.each(['WebSocket', 'SSE'])('stops decoding at the token under way when the %s client unsubscribes, and stores nothing', async (transport) => {
-    const rowsBefore = gw.countRows();
+    const rowsBefore = await gw.countRows();
     const runsBefore = fortuneRuns();
     const server = watchGenerations(gw.app.generationService, fortuneRuns);
     try {
@@ -155,7 +155,7 @@ describe('cancellation and fairness', () => {
     const runsBeforeNext = fortuneRuns();
     expect((await gw.gql(GENERATE_MUT, { input: { model: 'fortune', prompt: 'The ', maxTokens: 20, seed: 2 } })).body.data.generate.tokens).toBe(20);
     expect(fortuneRuns() - runsBeforeNext).toBe(20);
-    expect(gw.countRows()).toBe(rowsBefore + 1); // the abandoned generation is not stored; the finished one is
+    expect(await gw.countRows()).toBe(rowsBefore + 1); // the abandoned generation is not stored; the finished one is
   });
 
   it('interleaves 20 generations token by token, and a predict never waits for them: each advances a few tokens during one', async () => {

@@ -3,7 +3,6 @@ import { createServer as createTcpServer, connect, type AddressInfo } from 'node
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Client } from 'graphql-ws';
@@ -119,10 +118,9 @@ describe('WORKERS=2: two processes sharing one port', () => {
     const job = (await gql(gw.url, `{ batchJob(id: "${jobId}") { status processed failed error } }`)).body.data.batchJob;
     expect(job).toEqual({ status: 'SUCCEEDED', processed: 400, failed: 0, error: null });
 
-    const db = new Database(gw.dbFile, { readonly: true });
-    const stored = new Set(db.prepare('SELECT id FROM "Prediction"').pluck().all() as string[]);
-    const batchPredictions = db.prepare('SELECT count(*) FROM "BatchRow" WHERE "jobId" = ? AND "predictionId" IS NOT NULL').pluck().get(jobId);
-    db.close();
+    const stored = new Set((await gw.query<{ id: string }>('SELECT "id" FROM "Prediction"')).map((r) => r.id));
+    const [done] = await gw.query('SELECT COUNT(*) AS "n" FROM "BatchRow" WHERE "jobId" = $1 AND "predictionId" IS NOT NULL', [jobId]);
+    const batchPredictions = Number(done!.n);
     expect(acknowledged).toHaveLength(480);
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
     expect(batchPredictions).toBe(400);
@@ -238,9 +236,7 @@ describe('WORKERS=2: shutdown', () => {
     expect(gw.lines.filter((l) => l.msg === 'stopped').map((l) => l.worker ?? 'primary')).toEqual(expect.arrayContaining([1, 2, 'primary']));
     expect(gw.lines.at(-1)).toMatchObject({ msg: 'stopped' });
     expect(gw.lines.at(-1)!.worker).toBeUndefined();
-    const db = new Database(gw.dbFile, { readonly: true });
-    expect((db.prepare('SELECT id FROM "Prediction"').pluck().all() as string[]).sort()).toEqual(ids.sort());
-    db.close();
+    expect((await gw.query<{ id: string }>('SELECT "id" FROM "Prediction"')).map((r) => r.id).sort()).toEqual(ids.sort());
   });
 
   it('a worker still busy at its SHUTDOWN_TIMEOUT_MS exits 1, and so does the primary, once the others have stopped', async () => {

@@ -13,6 +13,49 @@ export class MigrationError extends Error {
   override name = 'MigrationError';
 }
 
+/** A committed migration: `<dir>/<name>/migration.sql`, its checksum as Prisma computes it (SHA-256 of the file). */
+export interface MigrationFile {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+/** The migrations in `migrationsDir`, in name (= time) order. */
+export function readMigrations(migrationsDir: string): MigrationFile[] {
+  if (!existsSync(migrationsDir)) return [];
+  return readdirSync(migrationsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(migrationsDir, d.name, 'migration.sql')))
+    .map((d) => d.name)
+    .sort()
+    .map((name) => {
+      const sql = readFileSync(join(migrationsDir, name, 'migration.sql'), 'utf8');
+      return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+    });
+}
+
+/** A row of `_prisma_migrations`, as far as deciding goes. */
+export interface MigrationRecord {
+  migration_name: string;
+  checksum: string;
+  finished_at: unknown;
+  rolled_back_at: unknown;
+}
+
+/**
+ * Which migrations still need applying; throws MigrationError when one already applied was
+ * edited afterwards or failed half-way (rows rolled back by hand do not count).
+ */
+export function pendingMigrations(migrations: readonly MigrationFile[], records: readonly MigrationRecord[]): MigrationFile[] {
+  const applied = new Map(records.filter((r) => r.rolled_back_at === null).map((r) => [r.migration_name, r]));
+  return migrations.filter(({ name, checksum }) => {
+    const previous = applied.get(name);
+    if (!previous) return true;
+    if (previous.finished_at === null) throw new MigrationError(`Migration \`${name}\` failed earlier and must be resolved by hand`);
+    if (previous.checksum !== checksum) throw new MigrationError(`Migration \`${name}\` was modified after it was applied`);
+    return false;
+  });
+}
+
 /**
  * Applies `prisma/migrations/<name>/migration.sql` in name order and records each in
  * Prisma's own `_prisma_migrations` table (same columns, checksum = SHA-256 of the
@@ -35,38 +78,18 @@ export function migrateSqlite(file: string, migrationsDir: string): AppliedMigra
       "started_at" DATETIME NOT NULL DEFAULT current_timestamp,
       "applied_steps_count" INTEGER UNSIGNED NOT NULL DEFAULT 0
     )`);
-    const names = existsSync(migrationsDir)
-      ? readdirSync(migrationsDir, { withFileTypes: true })
-          .filter((d) => d.isDirectory() && existsSync(join(migrationsDir, d.name, 'migration.sql')))
-          .map((d) => d.name)
-          .sort()
-      : [];
+    const migrations = readMigrations(migrationsDir);
     const run = db.transaction(() => {
-      const applied = new Map(
-        (db.prepare('SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations"').all() as Array<{
-          migration_name: string;
-          checksum: string;
-          finished_at: string | null;
-          rolled_back_at: string | null;
-        }>)
-          .filter((row) => row.rolled_back_at === null)
-          .map((row) => [row.migration_name, row]),
-      );
-      return names.map((name): AppliedMigration => {
-        const sql = readFileSync(join(migrationsDir, name, 'migration.sql'), 'utf8');
-        const checksum = createHash('sha256').update(sql).digest('hex');
-        const previous = applied.get(name);
-        if (previous) {
-          if (previous.finished_at === null) throw new MigrationError(`Migration \`${name}\` failed earlier and must be resolved by hand`);
-          if (previous.checksum !== checksum) throw new MigrationError(`Migration \`${name}\` was modified after it was applied`);
-          return { name, applied: false };
-        }
-        db.exec(sql);
+      const records = db.prepare('SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations"').all() as MigrationRecord[];
+      const pending = new Set(pendingMigrations(migrations, records));
+      return migrations.map((migration): AppliedMigration => {
+        if (!pending.has(migration)) return { name: migration.name, applied: false };
+        db.exec(migration.sql);
         db.prepare(
           `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
            VALUES (?, ?, current_timestamp, ?, current_timestamp, 1)`,
-        ).run(randomUUID(), checksum, name);
-        return { name, applied: true };
+        ).run(randomUUID(), migration.checksum, migration.name);
+        return { name: migration.name, applied: true };
       });
     });
     return run.immediate();

@@ -5,15 +5,8 @@ import type { PredictionFilter, PredictionPage, PredictionStore } from '../servi
 import type { GenerationRecord, PredictionRecord } from '../serving/records.ts';
 import type { Database } from './database.ts';
 import { createGroupCommit } from './group-commit.ts';
+import type { HistoryWriter } from './history-writer.ts';
 import { decodeTensors, type StoredTensor } from './tensor-codec.ts';
-
-/** Writes history rows; each call is one transaction (sqlite-history-writer.ts). */
-export interface HistoryWriter {
-  insert(records: readonly PredictionRecord[]): Promise<void>;
-  /** Reads a pragma on the writing connection (diagnostics and tests). */
-  pragma(name: string): unknown;
-  close(): void;
-}
 
 export type PredictionRepository = ReturnType<typeof createPredictionRepository>;
 
@@ -44,7 +37,7 @@ export interface PredictionRepositoryOptions {
   groupCommit?: boolean;
 }
 
-/** The history on SQLite: writes through `writer` (group commit), reads through Prisma. */
+/** The history: writes through `writer` (group commit), reads through Prisma. */
 export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions): PredictionStore & { commitStats?: { groups: number; rows: number } } {
   const { writer } = options;
   const insertOne = (record: PredictionRecord) => writer.insert([record]);

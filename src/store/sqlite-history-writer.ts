@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { PredictionRecord } from '../serving/records.ts';
-import type { HistoryWriter } from './prediction-repository.ts';
+import type { HistoryWriter } from './history-writer.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
 
 export interface SqliteHistoryWriterOptions {
@@ -37,7 +37,7 @@ const toValues = (r: PredictionRecord): unknown[] => [
 /**
  * Multi-row INSERTs of history rows on `db`, run synchronously in the caller's transaction
  * (or as one statement's own transaction when the rows fit in one statement). Shared by
- * the history writer and the batch-job store, whose chunk commits add rows of their own.
+ * the history writer and the SQLite batch-job writer, whose chunk commits add rows of their own.
  */
 export function predictionInserter(db: Database.Database, onQuery?: (sql: string) => void): (records: readonly PredictionRecord[]) => void {
   const statements = new Map<number, Database.Statement>();
@@ -73,7 +73,7 @@ export function openSqliteWriteConnection(file: string, options: SqliteHistoryWr
  * query path cost about 18 MB of allocations for a 1.3 MB tensor, our own JSON string
  * plus SQLite's copy of it cost one. A test reads rows written here back through Prisma.
  */
-export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWriterOptions = {}): HistoryWriter {
+export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWriterOptions = {}): HistoryWriter & { close(): void } {
   const db = openSqliteWriteConnection(file, options);
   const insert = predictionInserter(db, options.onQuery);
   // One transaction for any number of rows: all commit together or none do.
@@ -84,7 +84,7 @@ export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWrit
       if (records.length <= ROWS_PER_INSERT) insert(records);
       else insertAll.immediate(records);
     },
-    pragma: (name) => db.pragma(name, { simple: true }),
+    setting: async (name) => db.pragma(name, { simple: true }),
     close: () => db.close(),
   };
 }

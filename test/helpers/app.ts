@@ -1,24 +1,27 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { GraphQLResponse } from './gateway.ts';
+import { createTestDatabase, type TestDatabase } from './test-database.ts';
 
 /** The gateway without a port: GraphQL through Yoga's in-memory `fetch`. */
 export interface TestApp {
   app: App;
-  dbFile: string;
+  /** The app's database: its own unless one was passed in. */
+  database: TestDatabase;
   logs: Array<Record<string, any>>;
   gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>>;
   close(): Promise<void>;
 }
 
-export async function createTestApp(options: { modelRepository?: string; env?: Record<string, string>; dbFile?: string } = {}): Promise<TestApp> {
-  const dbFile = options.dbFile ?? join(mkdtempSync(join(tmpdir(), 'gateway-app-')), 'history.db');
-  const config = loadConfig({ DATABASE_URL: `file:${dbFile}`, MODEL_REPOSITORY: options.modelRepository ?? 'models', ...options.env });
+/**
+ * `database`: one the test created (createTestDatabase) to share between apps, e.g. across
+ * a restart; the test drops it. Without it the app gets a fresh one, dropped by `close`.
+ */
+export async function createTestApp(options: { modelRepository?: string; env?: Record<string, string>; database?: TestDatabase } = {}): Promise<TestApp> {
+  const database = options.database ?? (await createTestDatabase());
+  const config = loadConfig({ DATABASE_URL: database.url, MODEL_REPOSITORY: options.modelRepository ?? 'models', ...options.env });
   const logs: Array<Record<string, any>> = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -30,7 +33,7 @@ export async function createTestApp(options: { modelRepository?: string; env?: R
   await app.modelsLoaded;
   return {
     app,
-    dbFile,
+    database,
     logs,
     async gql(query, variables) {
       const res = await app.yoga.fetch('http://gateway/graphql', {
@@ -40,6 +43,9 @@ export async function createTestApp(options: { modelRepository?: string; env?: R
       });
       return { status: res.status, headers: res.headers, body: (await res.json()) as GraphQLResponse['body'] };
     },
-    close: () => app.close(),
+    async close() {
+      await app.close();
+      if (!options.database) await database.drop();
+    },
   };
 }

@@ -1,14 +1,11 @@
-import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { EventBusOptions } from '../../src/pubsub/event-bus.ts';
+import { createTestDatabase, type TestDatabase } from './test-database.ts';
 
 export interface GraphQLResponse<T = any> {
   status: number;
@@ -19,12 +16,15 @@ export interface GraphQLResponse<T = any> {
 export interface TestGateway {
   app: App;
   url: string;
-  dbFile: string;
+  /** DATABASE_URL of the gateway's own database (dropped by `close`). */
+  databaseUrl: string;
+  /** SQL on the gateway's database through a connection of the test's own (TestDatabase.query). */
+  query: TestDatabase['query'];
   /** Every log line the gateway wrote, parsed. */
   logs: Array<Record<string, any>>;
   gql<T = any>(query: string, variables?: Record<string, unknown>, init?: { headers?: Record<string, string>; body?: string }): Promise<GraphQLResponse<T>>;
-  /** Rows in the prediction table, read through a separate SQLite connection. */
-  countRows(): number;
+  /** Rows in the prediction table, read through a connection of the test's own. */
+  countRows(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -39,13 +39,12 @@ export interface StartOptions {
   eventBus?: EventBusOptions;
 }
 
-/** The real gateway on an ephemeral port, with a fresh SQLite file in a temp folder. */
+/** The real gateway on an ephemeral port, on a fresh database (test-database.ts: SQLite file or PostgreSQL database). */
 export async function startGateway(options: StartOptions = {}): Promise<TestGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'gateway-test-'));
-  const dbFile = join(dir, 'history.db');
+  const database = await createTestDatabase();
   const config = loadConfig({
     PORT: '0',
-    DATABASE_URL: `file:${dbFile}`,
+    DATABASE_URL: database.url,
     MODEL_REPOSITORY: options.modelRepository ?? 'models',
     LOG_LEVEL: 'info',
     ...options.env,
@@ -67,7 +66,8 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
   return {
     app,
     url,
-    dbFile,
+    databaseUrl: database.url,
+    query: database.query,
     logs,
     async gql(query, variables, init = {}) {
       const res = await fetch(`${url}/graphql`, {
@@ -77,18 +77,12 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
       });
       return { status: res.status, headers: res.headers, body: await res.json() };
     },
-    countRows() {
-      const db = new Database(dbFile, { readonly: true });
-      try {
-        return (db.prepare('SELECT count(*) AS n FROM "Prediction"').get() as { n: number }).n;
-      } finally {
-        db.close();
-      }
-    },
+    countRows: () => database.value('SELECT COUNT(*) FROM "Prediction"'),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
+      await database.drop();
     },
   };
 }

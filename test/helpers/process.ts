@@ -1,13 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createTestDatabase, testDatabaseAt, type TestDatabase } from './test-database.ts';
 
 export interface GatewayProcess {
   child: ChildProcess;
   url: string;
-  dbFile: string;
+  /** DATABASE_URL of its database: pass it to a second process to restart on the same history. */
+  databaseUrl: string;
+  /** SQL on that database through a connection of the test's own (TestDatabase.query). */
+  query: TestDatabase['query'];
   lines: Array<Record<string, any>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -26,10 +27,13 @@ export function spawnGateway(env: Record<string, string> = {}): { child: ChildPr
   return { child, stderr: () => stderr, exited };
 }
 
-/** Spawns the gateway on a fresh SQLite file and resolves once it listens. */
+/**
+ * Spawns the gateway and resolves once it listens: on `env.DATABASE_URL` when given, else on
+ * a fresh database (test-database.ts; a PostgreSQL one is dropped at the end of the run).
+ */
 export async function startGatewayProcess(env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const dbFile = join(mkdtempSync(join(tmpdir(), 'gateway-proc-')), 'history.db');
-  const { child, exited, stderr } = spawnGateway({ DATABASE_URL: `file:${dbFile}`, ...env });
+  const database = env.DATABASE_URL ? testDatabaseAt(env.DATABASE_URL) : await createTestDatabase();
+  const { child, exited, stderr } = spawnGateway({ ...env, DATABASE_URL: database.url });
   const lines: Array<Record<string, any>> = [];
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -39,7 +43,7 @@ export async function startGatewayProcess(env: Record<string, string> = {}): Pro
     });
     void exited.then(({ code }) => reject(new Error(`gateway exited with ${code}: ${stderr()}`)));
   });
-  return { child, url, dbFile, lines, exited };
+  return { child, url, databaseUrl: database.url, query: database.query, lines, exited };
 }
 
 export async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Prediction" ADD COLUMN     "generation" JSONB;
