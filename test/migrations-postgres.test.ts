@@ -120,6 +120,7 @@ describe.runIf(onPostgres)('PostgreSQL migrations', () => {
         outputs: [{ name: 'y', datatype: 'INT64', shape: [2], data: [1, 2] }],
         generation: { prompt: 'Hi', text: ' there', finishReason: 'STOP', tokens: 6, parameters: { seed: 1 } },
         interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
+        cached: true,
       };
       await db.prediction.create({ data: row });
       expect(await db.prediction.findUniqueOrThrow({ where: { id: row.id } })).toEqual(row);

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Prediction" ADD COLUMN     "cached" BOOLEAN NOT NULL DEFAULT false;
