@@ -10,7 +10,7 @@ import { migratePostgres } from '../src/store/migrate-postgres.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './helpers/test-database.ts';
 
 const MIGRATIONS = 'prisma/postgres/migrations';
-const NAMES = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs'];
+const NAMES = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached'];
 const temp = () => mkdtempSync(join(tmpdir(), 'migrate-pg-'));
 
 let databases: TestDatabase[] = [];
@@ -81,7 +81,7 @@ describe.runIf(onPostgres)('PostgreSQL migrations', () => {
     const file = join(temp(), 'db.sqlite');
     migrateSqlite(file, 'prisma/migrations');
     const sqlite = new Database(file, { readonly: true });
-    const sqliteType = (type: string) => ({ TEXT: 'text', INTEGER: 'integer', REAL: 'double precision', DATETIME: 'timestamp(3)', JSONB: 'jsonb' })[type] ?? type;
+    const sqliteType = (type: string) => ({ TEXT: 'text', INTEGER: 'integer', REAL: 'double precision', DATETIME: 'timestamp(3)', JSONB: 'jsonb', BOOLEAN: 'boolean' })[type] ?? type;
     for (const table of ['Prediction', 'BatchJob', 'BatchRow']) {
       const expected = (sqlite.pragma(`table_info("${table}")`) as Array<{ name: string; type: string; notnull: number; dflt_value: string | null; pk: number }>).map((c) => ({
         name: c.name,
