@@ -1,22 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { startGatewayProcess, waitFor, type GatewayProcess } from './helpers/process.ts';
+import { REDIS_URL, redisAnswers } from './helpers/redis.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROWS = 30_000;
 
-async function redisAnswers(): Promise<boolean> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
 const available = await redisAnswers();
 if (!available) console.warn(`batch-takeover.test.ts: SKIPPED, no Redis at ${REDIS_URL}`);
 

@@ -6,22 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeWs, wsClient } from './helpers/clients.ts';
 import { findNginx, startNginx, type RunningNginx } from './helpers/nginx.ts';
 import { startGatewayProcess, waitFor, type GatewayProcess } from './helpers/process.ts';
+import { REDIS_URL, redisAnswers } from './helpers/redis.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const nginx = findNginx();
 
-async function redisAnswers(): Promise<boolean> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
 const redis = await redisAnswers();
 const skipped = !nginx ? 'no nginx on PATH (apt-get install -y nginx)' : !redis ? `no Redis at ${REDIS_URL}` : '';
 if (skipped) console.warn(`cluster.test.ts: SKIPPED: ${skipped}`);

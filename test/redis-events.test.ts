@@ -3,23 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { eventSerializer } from '../src/pubsub/redis-event-target.ts';
+import { REDIS_URL, redisAnswers } from './helpers/redis.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREDICT = `mutation ($f: [Float!]!) { predict(input: { model: "iris", features: $f }) { id label createdAt } }`;
 
-/** Whether Redis answers; the suite says so and skips when it does not. */
-async function redisAnswers(): Promise<boolean> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
 
 const available = await redisAnswers();
 if (!available) console.warn(`redis-events.test.ts: SKIPPED, no Redis at ${REDIS_URL}`);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { responseCacheKey } from '../src/cache/response-cache.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { REDIS_URL, redisAnswers } from './helpers/redis.ts';
 
 /** A repository with iris twice: `iris` as shipped, `iris_cached` with `responseCache` on. */
 function repository(): string {
@@ -58,19 +59,6 @@ describe('response cache (model.json responseCache)', () => {
   });
 });
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-async function redisAnswers(): Promise<boolean> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
 const redis = await redisAnswers();
 
 describe.skipIf(!redis)('response cache shared through Redis (REDIS_URL)', () => {
