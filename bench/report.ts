@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadRun, LoadStep } from './load.ts';
 import { renderAmplification, type AmplificationFigure } from './amplification.ts';
+import { renderBatch, type BatchBenchResult } from './batch.ts';
 import { renderKvCache, type KvCacheFigure } from './kv-cache.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
@@ -38,13 +39,16 @@ export interface ServerRun {
 export interface BenchResult {
   date: string;
   machine: { availableParallelism: number; cpu: string; node: string; platform: string; totalMemMb: number };
-  settings: { durationS: number; warmupS: number; connections: number[]; peer: string | null; quick: boolean };
+  /** `only`: the sections run (`--only`); null: all. */
+  settings: { durationS: number; warmupS: number; connections: number[]; peer: string | null; quick: boolean; only: string[] | null };
   servers: ServerRun[];
   rawOnnx: RawOnnxFigure[];
   /** Generation steps with and without the KV cache; null when the section did not run. */
   kvCache: KvCacheFigure[] | null;
   /** Memory per request, by request form. */
   amplification: AmplificationFigure[] | null;
+  /** Batch jobs: throughput, online priority during a job, the CLI; null when the section did not run. */
+  batch: BatchBenchResult | null;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -135,7 +139,7 @@ export function renderMarkdown(r: BenchResult): string {
   const ceiling = r.servers.find((s) => s.key === 'ceiling');
   const peer = r.servers.find((s) => s.key === 'peer');
   const out: string[] = [];
-  out.push(`# Bench ${r.date}${r.settings.quick ? ' (quick)' : ''}`, '');
+  out.push(`# Bench ${r.date}${r.settings.quick ? ' (quick)' : ''}${r.settings.only ? ` (only ${r.settings.only.join(', ')})` : ''}`, '');
   out.push(
     `- date (UTC): ${r.date}`,
     `- os.availableParallelism(): ${r.machine.availableParallelism} (the load generator shares these cores with the server)`,
@@ -190,6 +194,9 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('## Generation: KV cache (in-process)', '');
   out.push(...(r.kvCache ? renderKvCache(r.kvCache) : ['Not run (see notes).']), '');
 
+  out.push('## Batch jobs', '');
+  out.push(...(r.batch ? renderBatch(r.batch, r.rawOnnx) : ['Not run (see notes).']), '');
+
   out.push('## Read benchmark', '');
   out.push('`{ predictions(first: 100) { edges { node { id label createdAt model { name kind versions { version status } } } } } }`', '');
   const load = r.read.load;
@@ -216,14 +223,19 @@ export function renderMarkdown(r: BenchResult): string {
   return out.join('\n');
 }
 
-/** Writes `<UTC yyyy-mm-ddTHH-MM>.md` and `.json` under `dir`, and copies both to `latest.*`. */
-export function writeResults(dir: string, r: BenchResult, markdown: string): string[] {
+/**
+ * Writes `<UTC yyyy-mm-ddTHH-MM>.md` and `.json` under `dir`, and copies both to `latest.*`;
+ * with a `partial` tag (a run of some sections only) the names end in `-<partial>` and
+ * `latest.*` is left alone.
+ */
+export function writeResults(dir: string, r: BenchResult, markdown: string, partial?: string): string[] {
   mkdirSync(dir, { recursive: true });
-  const stamp = r.date.slice(0, 16).replace(':', '-');
+  const stamp = `${r.date.slice(0, 16).replace(':', '-')}${partial ? `-${partial}` : ''}`;
   const md = join(dir, `${stamp}.md`);
   const json = join(dir, `${stamp}.json`);
   writeFileSync(md, markdown);
   writeFileSync(json, `${JSON.stringify(r, null, 2)}\n`);
+  if (partial) return [md, json];
   copyFileSync(md, join(dir, 'latest.md'));
   copyFileSync(json, join(dir, 'latest.json'));
   return [md, json, join(dir, 'latest.md'), join(dir, 'latest.json')];

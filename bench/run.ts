@@ -4,7 +4,11 @@
  * writes it (and the raw figures as JSON) under --out.
  *
  *   npm run bench -- [--duration 10] [--connections 1,16,64,256] [--peer http://127.0.0.1:8100/predict]
- *                    [--quick] [--out bench/results]
+ *                    [--quick] [--out bench/results] [--only batch,raw-onnx,…]
+ *
+ * `--only` runs the named sections alone (SECTIONS below; `batch` brings `raw-onnx`, the
+ * reference row of its table); such a partial report is written as `<time>-only-….md` and
+ * `.json`, and `latest.*` is left alone.
  *
  * Contracts:
  * - Only http://127.0.0.1 is ever loaded; servers are started here on ephemeral ports, each
@@ -24,6 +28,7 @@ import Database from 'better-sqlite3';
 import { assertLoopback, runStep, type LoadStep, type LoadTarget } from './load.ts';
 import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss, startServer, stopServer, type ServerProcess } from './processes.ts';
 import { runAmplificationBench } from './amplification.ts';
+import { batchTargets, runBatchBench } from './batch.ts';
 import { runKvCacheBench } from './kv-cache.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
@@ -33,12 +38,18 @@ const WARMUP_S = 2;
 const READ_CONNECTIONS = 16;
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/** Section names for `--only`, in the order they run. */
+const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'peer'] as const;
+type SectionId = (typeof SECTIONS)[number];
+
 interface Options {
   durationS: number;
   connections: number[];
   peer: string | null;
   quick: boolean;
   out: string;
+  /** Sections to run; null: all. */
+  only: ReadonlySet<SectionId> | null;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -51,6 +62,7 @@ function parseOptions(argv: string[]): Options {
       peer: { type: 'string' },
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
+      only: { type: 'string' },
     },
   });
   const durationS = Number(values.duration ?? (values.quick ? 3 : 10));
@@ -59,7 +71,15 @@ function parseOptions(argv: string[]): Options {
   if (connections.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`--connections: expected a list like 1,16,64,256, got ${values.connections}`);
   const peer = values.peer ?? null;
   if (peer) assertLoopback(peer);
-  return { durationS, connections, peer, quick: values.quick ?? false, out: values.out ?? join(REPO_ROOT, 'bench', 'results') };
+  let only: Set<SectionId> | null = null;
+  if (values.only !== undefined) {
+    const names = values.only.split(',').map((name) => name.trim());
+    const unknown = names.filter((name) => !(SECTIONS as readonly string[]).includes(name));
+    if (unknown.length > 0 || names.length === 0) throw new Error(`--only: expected section names from ${SECTIONS.join(', ')}, got ${values.only}`);
+    only = new Set(names as SectionId[]);
+    if (only.has('batch')) only.add('raw-onnx');
+  }
+  return { durationS, connections, peer, quick: values.quick ?? false, out: values.out ?? join(REPO_ROOT, 'bench', 'results'), only };
 }
 
 const log = (message: string) => console.error(`bench: ${message}`);
@@ -229,27 +249,31 @@ async function main(): Promise<number> {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     totalMemMb: Math.round(os.totalmem() / 2 ** 20),
   };
-  const servers = 4 + (options.peer ? 1 : 0);
-  const estimateS = servers * options.connections.length * (options.durationS + WARMUP_S + 1) + options.durationS + WARMUP_S + 30;
+  const runs = (id: SectionId) => options.only === null || options.only.has(id);
+  const servers = (['ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync'] as const).filter(runs).length + (options.peer && runs('peer') ? 1 : 0);
+  const estimateS =
+    servers * options.connections.length * (options.durationS + WARMUP_S + 1) + (runs('gateway-on') ? options.durationS + WARMUP_S : 0) + 30 + (runs('batch') ? 3 * options.durationS + WARMUP_S + 40 : 0);
   log(`os.availableParallelism() = ${machine.availableParallelism} (${machine.cpu}), Node ${machine.node}; the load generator shares these cores with the server`);
   log(`duration ${options.durationS} s per step, connections ${options.connections.join(',')}, peer ${options.peer ?? 'none'}; about ${Math.ceil(estimateS / 60)} min`);
 
   const result: BenchResult = {
     date: new Date(started).toISOString(),
     machine,
-    settings: { durationS: options.durationS, warmupS: WARMUP_S, connections: options.connections, peer: options.peer, quick: options.quick },
+    settings: { durationS: options.durationS, warmupS: WARMUP_S, connections: options.connections, peer: options.peer, quick: options.quick, only: options.only ? [...options.only] : null },
     servers: [],
     rawOnnx: [],
     kvCache: null,
     amplification: null,
+    batch: null,
     read: { load: null, statements: null },
     targets: [],
     notes: [],
     elapsedS: 0,
   };
   let crashed = false;
-  /** Runs one section; a crash is noted (and makes the exit code 1) but the others still run. */
-  const section = async (name: string, body: () => Promise<void>) => {
+  /** Runs one section (unless `--only` leaves it out); a crash is noted (and makes the exit code 1) but the others still run. */
+  const section = async (id: SectionId, name: string, body: () => Promise<void>) => {
+    if (!runs(id)) return;
     try {
       await body();
     } catch (error) {
@@ -261,24 +285,24 @@ async function main(): Promise<number> {
   };
 
   // In-process sections first, while no server competes for the cores.
-  await section('raw ONNX', async () => {
+  await section('raw-onnx', 'raw ONNX', async () => {
     log('raw ONNX Runtime, ~3 s per batch size');
     result.rawOnnx = await runRawOnnx(join(REPO_ROOT, 'models/iris/1/model.onnx'), 3, [1, 64]);
   });
-  await section('KV cache (in-process)', async () => {
+  await section('kv-cache', 'KV cache (in-process)', async () => {
     log('generation per-step cost with and without the KV cache, ~20 s');
     result.kvCache = await runKvCacheBench();
   });
-  await section('read statements (in-process)', async () => {
+  await section('read-statements', 'read statements (in-process)', async () => {
     log('counting SQL statements of the read query in-process');
     result.read.statements = await countReadStatements(REPO_ROOT, 120);
   });
-  await section('ceiling', async () => {
+  await section('ceiling', 'ceiling', async () => {
     result.servers.push(await runChild('ceiling', 'ceiling (bare yoga)', 'bench/ceiling.ts', {}, options, {}));
   });
-  await section('gateway (batching on)', async () => {
+  await section('gateway-on', 'gateway (batching on)', async () => {
     const readAfterWrites = async (url: string) => {
-      await section('read load', async () => {
+      await section('gateway-on', 'read load', async () => {
         log(`read query at ${READ_CONNECTIONS} connections`);
         result.read.load = await readLoad(url, READ_CONNECTIONS, options.durationS, WARMUP_S);
         const m = result.read.load.measured;
@@ -287,20 +311,26 @@ async function main(): Promise<number> {
     };
     result.servers.push(await runGateway('gatewayOn', 'gateway (batching on)', { BATCHING: 'true' }, options, readAfterWrites));
   });
-  await section('gateway (batching off)', async () => {
+  await section('gateway-off', 'gateway (batching off)', async () => {
     result.servers.push(await runGateway('gatewayOff', 'gateway (batching off)', { BATCHING: 'false' }, options));
   });
-  await section('gateway (SQLITE_SYNCHRONOUS=NORMAL)', async () => {
+  await section('gateway-normal-sync', 'gateway (SQLITE_SYNCHRONOUS=NORMAL)', async () => {
     result.servers.push(await runGateway('gatewayNormalSync', 'gateway (batching on, synchronous=NORMAL)', { BATCHING: 'true', SQLITE_SYNCHRONOUS: 'NORMAL' }, options));
   });
-  await section('memory per request', async () => {
+  await section('memory', 'memory per request', async () => {
     log('memory amplification of big requests: one fresh gateway per request form, ~1 min');
     const { nodeArgs, script } = startCommand();
     result.amplification = await runAmplificationBench(REPO_ROOT, script, nodeArgs);
   });
+  await section('batch', 'batch jobs', async () => {
+    log(`batch jobs: a 100,000-row CSV through a fresh gateway, then predict at 16 connections idle and during a job (${options.durationS} s each), then the CLI; ~${Math.ceil((3 * options.durationS + WARMUP_S + 40) / 10) * 10} s`);
+    const { nodeArgs, script } = startCommand();
+    result.batch = await runBatchBench({ repoRoot: REPO_ROOT, script, nodeArgs, durationS: options.durationS, warmupS: WARMUP_S });
+    if (result.batch.crashes.length > 0) throw new Error(result.batch.crashes.join('; '));
+  });
   if (options.peer) {
     const peer = options.peer;
-    await section('peer', async () => {
+    await section('peer', 'peer', async () => {
       result.servers.push(await runPeer(peer, options));
     });
   }
@@ -337,10 +367,10 @@ async function main(): Promise<number> {
   }
   const worst = result.amplification?.reduce((max, f) => Math.max(max, f.amplification), 0);
   if (worst !== undefined) result.notes.push(`Memory per request: worst amplification ${worst}× the bytes in flight (target ≤ 10×).`);
-  result.targets = computeTargets(result.servers);
+  result.targets = [...computeTargets(result.servers), ...batchTargets(result.batch)];
   result.elapsedS = (Date.now() - started) / 1000;
   const markdown = renderMarkdown(result);
-  const files = writeResults(options.out, result, markdown);
+  const files = writeResults(options.out, result, markdown, options.only ? `only-${[...options.only].join('-')}` : undefined);
   process.stdout.write(markdown);
   log(`wrote ${files.join(', ')} in ${Math.round(result.elapsedS)} s`);
   return crashed ? 1 : 0;
