@@ -338,6 +338,7 @@ describe('uploads a stopped process never finished', () => {
   it('are deleted with their rows once older than the cut-off; younger ones (another replica\'s, in progress) stay', async () => {
     const gw = await startGateway();
     try {
+      await gw.app.batchWorkerStarted; // its own sweep at start must not race this test's
       const insert = `INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt") VALUES ($1, 'iris', 1, 'UPLOADING', 'CSV', 0, $2)`;
       await gw.query(insert, ['old-upload', '2026-01-01T00:00:00.000+00:00']);
       await gw.query(insert, ['young-upload', new Date().toISOString().replace('Z', '+00:00')]);
