@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/database.ts';
 import { MigrationError, migrateSqlite } from '../src/store/migrate.ts';
 import { onPostgres } from './helpers/test-database.ts';
+import { expectEveryColumnToRoundTrip } from './helpers/round-trip.ts';
 
 const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
 
@@ -55,43 +56,7 @@ describe.skipIf(onPostgres)('SQLite migrations', () => {
 
   it('match the Prisma schema: every column round-trips through the generated client', async () => {
     const db = await openDatabase(`file:${join(temp(), 'db.sqlite')}`);
-    const row = {
-      id: '0190b6c2-0000-7000-8000-000000000001',
-      modelName: 'm',
-      version: 3,
-      createdAt: new Date('2026-01-02T03:04:05.678Z'),
-      latencyMs: 1.25,
-      inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [0.5] }],
-      outputs: [{ name: 'y', datatype: 'INT64', shape: [2], data: [1, 2] }],
-      generation: { prompt: 'Hi', text: ' there', finishReason: 'STOP', tokens: 6, parameters: { seed: 1 } },
-      interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
-      cached: true,
-    };
-    await db.prediction.create({ data: row });
-    expect(await db.prediction.findUniqueOrThrow({ where: { id: row.id } })).toEqual(row);
-    const job = {
-      id: '0190b6c2-0000-7000-8000-000000000002',
-      modelName: 'm',
-      version: 3,
-      status: 'RUNNING',
-      format: 'CSV',
-      total: 2,
-      processed: 1,
-      failed: 1,
-      createdAt: new Date('2026-01-02T03:04:05.678Z'),
-      startedAt: new Date('2026-01-02T03:04:06.000Z'),
-      finishedAt: null,
-      error: null,
-      notifyUrl: 'http://127.0.0.1/hook',
-      notifiedAt: null,
-      idempotencyKey: 'k',
-      interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
-    };
-    await db.batchJob.create({ data: job });
-    expect(await db.batchJob.findUniqueOrThrow({ where: { id: job.id } })).toEqual(job);
-    const batchRow = { jobId: job.id, index: 0, input: '1,2', predictionId: null, errorCode: 'BAD_USER_INPUT', errorMessage: 'no' };
-    await db.batchRow.create({ data: batchRow });
-    expect(await db.batchRow.findUniqueOrThrow({ where: { jobId_index: { jobId: job.id, index: 0 } } })).toEqual(batchRow);
+    await expectEveryColumnToRoundTrip(db);
     await db.$disconnect();
   });
 });
