@@ -15,7 +15,9 @@ import { useGatewayErrors } from './observability/use-gateway-errors.ts';
 import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
-import { openRedisEventTarget } from './pubsub/redis-event-target.ts';
+import { claimOnce, openRedisEventTarget } from './pubsub/redis-event-target.ts';
+import { createOutbox } from './pubsub/outbox.ts';
+import type { PredictionRecord } from './serving/records.ts';
 import { createMemoryResponseCache } from './cache/response-cache.ts';
 import { createRedisResponseCache } from './cache/redis-response-cache.ts';
 import type { Context } from './schema/builder.ts';
@@ -45,6 +47,11 @@ export interface AppOptions {
   notifyBackoffMs?: number;
   /** Run the batch worker in this process (false: jobs queued here run in the process that does). @default true */
   batchWorker?: boolean;
+  /**
+   * Run the outbox sweeper here when events cross processes (without Redis to elect one
+   * sweeper at a time, only one process of a machine should). @default true
+   */
+  outboxSweeper?: boolean;
 }
 
 /**
@@ -110,7 +117,9 @@ export type App = Awaited<ReturnType<typeof createApp>>;
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
-  const store = await openStore(config.databaseUrl, { onQuery: options.onQuery, sqliteSynchronous: config.sqliteSynchronous });
+  // Events cross processes through Redis, or through the cluster primary (an event target passed in).
+  const eventsCrossProcesses = config.redisUrl !== undefined || options.eventBus?.eventTarget !== undefined;
+  const store = await openStore(config.databaseUrl, { onQuery: options.onQuery, sqliteSynchronous: config.sqliteSynchronous, eventPending: eventsCrossProcesses });
   const db: Database = store.db;
   const historyWriter = store.history;
   const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
@@ -119,7 +128,21 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching });
-  const history = createHistory({ store: predictions, bus });
+  const outbox = eventsCrossProcesses
+    ? createOutbox<PredictionRecord>(
+        {
+          pending: (before, limit) => predictions.eventPending(before, limit),
+          markPublished: (ids) => historyWriter.markPublished(ids),
+          publish: (record) => bus.publish('prediction.created', record),
+          flushed: redis?.ping,
+          claimSweep: redis ? claimOnce(redis.client, `${config.redisPrefix}outbox:sweeper`, config.outboxGraceMs / 2) : undefined,
+          log,
+        },
+        { graceMs: config.outboxGraceMs },
+      )
+    : undefined;
+  if (outbox && options.outboxSweeper !== false) outbox.start();
+  const history = createHistory({ store: predictions, bus, outbox });
   // Response cache for the models whose model.json asks for it: shared through Redis when there is one.
   const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
   const predictionService = createPredictionService({ models, history, cache: responseCache });
@@ -234,6 +257,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     models,
     yoga,
     bus,
+    /** Set when events cross processes (REDIS_URL, WORKERS > 1). */
+    outbox,
     /** Broadcast subscriptions sharing one execution, and each subscriber's queue. */
     sharedSubscriptions: () => sharedSubscriptions.stats(),
     generationService,
@@ -275,6 +300,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     async close(): Promise<void> {
       await this.drain();
       await predictions.drain();
+      await outbox?.close();
       await yoga.dispose();
       await models.close();
       await redis?.close();

@@ -84,6 +84,12 @@ const environmentSchema = z.object({
    * replica that dies loses its jobs to another after about twice this. @default 30000
    */
   BATCH_LEASE_MS: wholeNumber(100).default(30_000),
+  /**
+   * When events cross processes (REDIS_URL or WORKERS > 1): a committed prediction whose
+   * event is not confirmed after this long is taken for a crashed process's, and published
+   * by the outbox sweeper, which looks every half of it. @default 10000
+   */
+  OUTBOX_GRACE_MS: wholeNumber(100).default(10_000),
   /** Prefix of every Redis channel and key this gateway uses (deployments sharing one Redis use different ones). @default gateway: */
   REDIS_PREFIX: z.string().min(1, { error: 'expected a non-empty prefix' }).default('gateway:'),
   /**
@@ -117,6 +123,8 @@ export type Config = Readonly<{
   /** Unset: events stay in this process. */
   redisUrl: string | undefined;
   redisPrefix: string;
+  /** Outbox grace period (src/pubsub/outbox.ts). */
+  outboxGraceMs: number;
   /** Unset: `gateway-uploads` in the OS temp folder. */
   uploadDir: string | undefined;
 }>;
@@ -169,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    outboxGraceMs: e.OUTBOX_GRACE_MS,
     uploadDir: e.UPLOAD_DIR,
   });
 }

@@ -33,6 +33,8 @@ async function serve(config: Config, log: Logger): Promise<void> {
     log,
     // Resuming the jobs left RUNNING is safe in one process only: slot 1's.
     batchWorker: workerSlot === undefined || workerSlot === 1,
+    // Without Redis to elect one, the outbox sweeper runs in slot 1 too.
+    outboxSweeper: workerSlot === undefined || workerSlot === 1 || config.redisUrl !== undefined,
     // Workers without Redis hear each other's events through the primary.
     eventBus: workerSlot !== undefined && !config.redisUrl ? { eventTarget: openClusterEventTarget() } : undefined,
   });

@@ -22,6 +22,7 @@ describe('config', () => {
       maxUploadBytes: 268_435_456,
       redisUrl: undefined,
       redisPrefix: 'gateway:',
+      outboxGraceMs: 10_000,
       uploadDir: undefined,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
@@ -43,6 +44,7 @@ describe('config', () => {
     [{ WORKERS: '2.5' }, 'Invalid configuration: WORKERS: expected a whole number >= 1, got "2.5"'],
     [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
     [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
+    [{ OUTBOX_GRACE_MS: '50' }, 'Invalid configuration: OUTBOX_GRACE_MS: expected a whole number >= 100, got "50"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

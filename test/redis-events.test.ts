@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { eventSerializer } from '../src/pubsub/redis-event-target.ts';
-import { REDIS_URL, redisAnswers } from './helpers/redis.ts';
+import { REDIS_URL, redisAnswers, redisSubscribed } from './helpers/redis.ts';
 
 const PREDICT = `mutation ($f: [Float!]!) { predict(input: { model: "iris", features: $f }) { id label createdAt } }`;
 
@@ -15,9 +15,9 @@ describe.skipIf(!available)('events across replicas through Redis (REDIS_URL)', 
   let a: TestGateway;
   let b: TestGateway;
   let other: TestGateway;
+  const prefix = `test-${randomUUID()}:`;
   beforeAll(async () => {
     // A and B are two replicas of one deployment; `other` shares the Redis server with another prefix.
-    const prefix = `test-${randomUUID()}:`;
     [a, b, other] = await Promise.all([
       startGateway({ env: { REDIS_URL, REDIS_PREFIX: prefix } }),
       startGateway({ env: { REDIS_URL, REDIS_PREFIX: prefix } }),
@@ -34,7 +34,7 @@ describe.skipIf(!available)('events across replicas through Redis (REDIS_URL)', 
     const onA = subscribeWs(client, query);
     const onB = subscribeSse(b.url, query);
     const onOther = subscribeWs(wsClient(other.url), query);
-    await new Promise((r) => setTimeout(r, 300)); // subscriptions registered on Redis
+    await redisSubscribed(`${prefix}prediction.created`, 2); // A's and B's subscriptions reached Redis
     const made = (await b.gql(PREDICT, { f: [6.7, 3.0, 5.2, 2.3] })).body.data.predict;
     await onA.waitFor(1);
     await onB.waitFor(1);

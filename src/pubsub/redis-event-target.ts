@@ -41,3 +41,11 @@ export function openRedisEventTarget(url: string): RedisEventTarget {
     },
   };
 }
+
+/**
+ * A claim on `key` that expires after `ttlMs`: resolves true for one caller across every
+ * replica until it expires (SET NX PX), so periodic work runs in one replica at a time.
+ */
+export function claimOnce(client: Redis, key: string, ttlMs: number): () => Promise<boolean> {
+  return async () => (await client.set(key, String(process.pid), 'PX', Math.round(ttlMs), 'NX')) === 'OK';
+}

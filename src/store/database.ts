@@ -31,6 +31,8 @@ export interface OpenDatabaseOptions {
   onQuery?: (sql: string) => void;
   /** SQLite `synchronous` on the writing connections (see sqlite-history-writer.ts). @default 'FULL' */
   sqliteSynchronous?: 'FULL' | 'NORMAL';
+  /** History rows are inserted with the outbox flag set: their events cross processes (src/pubsub/outbox.ts). @default false */
+  eventPending?: boolean;
 }
 
 /** A `postgresql://` or `postgres://` DATABASE_URL; anything else is a SQLite `file:` URL. */
@@ -104,7 +106,7 @@ export async function openStore(databaseUrl: string, options: OpenDatabaseOption
     });
     return {
       db,
-      history: createPostgresHistoryWriter(pool, { onQuery: options.onQuery }),
+      history: createPostgresHistoryWriter(pool, { onQuery: options.onQuery, eventPending: options.eventPending }),
       batchJobs: createPostgresBatchJobWriter(pool, { onQuery: options.onQuery }),
       async close() {
         await db.$disconnect(); // leaves the pool it was given open
@@ -114,7 +116,7 @@ export async function openStore(databaseUrl: string, options: OpenDatabaseOption
   }
   const db = await openDatabase(databaseUrl, options);
   const file = sqliteFile(databaseUrl);
-  const history = openSqliteHistoryWriter(file, { synchronous: options.sqliteSynchronous, onQuery: options.onQuery });
+  const history = openSqliteHistoryWriter(file, { synchronous: options.sqliteSynchronous, onQuery: options.onQuery, eventPending: options.eventPending });
   const batchConnection = openSqliteWriteConnection(file, { synchronous: options.sqliteSynchronous });
   return {
     db,

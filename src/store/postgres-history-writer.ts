@@ -4,11 +4,11 @@ import type { HistoryWriter } from './history-writer.ts';
 import { inTransaction, MAX_PARAMETERS, slices, timestampOf } from './postgres-pool.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached'] as const;
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending'] as const;
 const ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / COLUMNS.length);
 
 /** Values in COLUMNS order: time as UTC `timestamp(3)` text (postgres-pool.ts), JSON as text for jsonb; outputs as bytes (tensor-codec.ts). */
-const toValues = (r: PredictionRecord): unknown[] => [
+const toValues = (r: PredictionRecord, eventPending: boolean): unknown[] => [
   r.id,
   r.modelName,
   r.version,
@@ -19,6 +19,7 @@ const toValues = (r: PredictionRecord): unknown[] => [
   r.generation ? JSON.stringify(r.generation) : null,
   r.interpretation ? JSON.stringify(r.interpretation) : null,
   r.cached === true,
+  eventPending,
 ];
 
 const statements = new Map<number, string>();
@@ -37,12 +38,12 @@ const insertSql = (rows: number) => {
  * one. Shared by the history writer and the batch-job writer, whose chunk commits add rows
  * of their own.
  */
-export function postgresPredictionInserter(onQuery?: (sql: string) => void): (client: pg.ClientBase | pg.Pool, records: readonly PredictionRecord[]) => Promise<void> {
+export function postgresPredictionInserter(onQuery?: (sql: string) => void, eventPending = false): (client: pg.ClientBase | pg.Pool, records: readonly PredictionRecord[]) => Promise<void> {
   return async (client, records) => {
     for (const slice of slices(records, ROWS_PER_INSERT)) {
       const text = insertSql(slice.length);
       onQuery?.(text);
-      await client.query(text, slice.flatMap(toValues));
+      await client.query(text, slice.flatMap((r) => toValues(r, eventPending)));
     }
   };
 }
@@ -54,13 +55,16 @@ export function postgresPredictionInserter(onQuery?: (sql: string) => void): (cl
  * flushed it to its WAL with the server's default `synchronous_commit = on`; the server's
  * settings, not this code, decide that.
  */
-export function createPostgresHistoryWriter(pool: pg.Pool, options: { onQuery?: (sql: string) => void } = {}): HistoryWriter {
-  const insert = postgresPredictionInserter(options.onQuery);
+export function createPostgresHistoryWriter(pool: pg.Pool, options: { onQuery?: (sql: string) => void; eventPending?: boolean } = {}): HistoryWriter {
+  const insert = postgresPredictionInserter(options.onQuery, options.eventPending);
   return {
     async insert(records) {
       // One statement is its own transaction; more rows than one statement binds need BEGIN/COMMIT.
       if (records.length <= ROWS_PER_INSERT) await insert(pool, records);
       else await inTransaction(pool, (client) => insert(client, records));
+    },
+    async markPublished(ids) {
+      await pool.query(`UPDATE "Prediction" SET "eventPending" = false WHERE "id" = ANY($1::text[])`, [ids]);
     },
     async setting(name) {
       return (await pool.query<Record<string, string>>(`SHOW ${name.replace(/[^a-z_]/gi, '')}`)).rows[0]?.[name];

@@ -38,7 +38,10 @@ export interface PredictionRepositoryOptions {
 }
 
 /** The history: writes through `writer` (group commit), reads through Prisma. */
-export function createPredictionRepository(db: Database, options: PredictionRepositoryOptions): PredictionStore & { commitStats?: { groups: number; rows: number } } {
+export function createPredictionRepository(
+  db: Database,
+  options: PredictionRepositoryOptions,
+): PredictionStore & { commitStats?: { groups: number; rows: number }; eventPending(before: Date, limit: number): Promise<PredictionRecord[]> } {
   const { writer } = options;
   const insertOne = (record: PredictionRecord) => writer.insert([record]);
   /** Writes not yet settled, so shutdown can wait for them. */
@@ -66,6 +69,12 @@ export function createPredictionRepository(db: Database, options: PredictionRepo
 
     /** Group commit figures: transactions written and rows in them (undefined when off). */
     commitStats: group?.stats,
+
+    /** Rows still flagged for the outbox (src/pubsub/outbox.ts), created before `before`, oldest first. */
+    async eventPending(before: Date, limit: number): Promise<PredictionRecord[]> {
+      const rows = await db.prediction.findMany({ where: { eventPending: true, createdAt: { lt: before } }, orderBy: { createdAt: 'asc' }, take: limit });
+      return rows.map(toRecord);
+    },
 
     /** One SELECT for all ids; the result is aligned with `ids`, undefined where none. */
     async findByIds(ids: readonly string[]): Promise<Array<PredictionRecord | undefined>> {

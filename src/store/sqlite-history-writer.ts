@@ -14,14 +14,16 @@ export interface SqliteHistoryWriterOptions {
   onQuery?: (sql: string) => void;
   /** How long a write waits for a lock held by another connection, in ms. @default 10000 */
   busyTimeoutMs?: number;
+  /** Insert rows with the outbox flag set (src/pubsub/outbox.ts): their events cross processes. @default false */
+  eventPending?: boolean;
 }
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached'] as const;
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending'] as const;
 /** SQLite allows 32,766 bound parameters per statement; stay far below. */
 const ROWS_PER_INSERT = 500;
 
 /** Values in COLUMNS order, encoded the way Prisma's SQLite adapter stores them (ISO time with +00:00, JSON as text); outputs as bytes (tensor-codec.ts). */
-const toValues = (r: PredictionRecord): unknown[] => [
+const toValues = (r: PredictionRecord, eventPending: boolean): unknown[] => [
   r.id,
   r.modelName,
   r.version,
@@ -32,6 +34,7 @@ const toValues = (r: PredictionRecord): unknown[] => [
   r.generation ? JSON.stringify(r.generation) : null,
   r.interpretation ? JSON.stringify(r.interpretation) : null,
   r.cached ? 1 : 0,
+  eventPending ? 1 : 0,
 ];
 
 /**
@@ -39,7 +42,7 @@ const toValues = (r: PredictionRecord): unknown[] => [
  * (or as one statement's own transaction when the rows fit in one statement). Shared by
  * the history writer and the SQLite batch-job writer, whose chunk commits add rows of their own.
  */
-export function predictionInserter(db: Database.Database, onQuery?: (sql: string) => void): (records: readonly PredictionRecord[]) => void {
+export function predictionInserter(db: Database.Database, onQuery?: (sql: string) => void, eventPending = false): (records: readonly PredictionRecord[]) => void {
   const statements = new Map<number, Database.Statement>();
   const statementFor = (rows: number) => {
     let statement = statements.get(rows);
@@ -55,7 +58,7 @@ export function predictionInserter(db: Database.Database, onQuery?: (sql: string
       const chunk = records.slice(start, start + ROWS_PER_INSERT);
       const statement = statementFor(chunk.length);
       onQuery?.(statement.source);
-      statement.run(chunk.flatMap(toValues));
+      statement.run(chunk.flatMap((r) => toValues(r, eventPending)));
     }
   };
 }
@@ -75,14 +78,18 @@ export function openSqliteWriteConnection(file: string, options: SqliteHistoryWr
  */
 export function openSqliteHistoryWriter(file: string, options: SqliteHistoryWriterOptions = {}): HistoryWriter & { close(): void } {
   const db = openSqliteWriteConnection(file, options);
-  const insert = predictionInserter(db, options.onQuery);
+  const insert = predictionInserter(db, options.onQuery, options.eventPending);
   // One transaction for any number of rows: all commit together or none do.
   const insertAll = db.transaction((records: readonly PredictionRecord[]) => insert(records));
+  const markPublished = db.prepare(`UPDATE "Prediction" SET "eventPending" = 0 WHERE "id" IN (SELECT value FROM json_each(?))`);
   return {
     async insert(records) {
       // One statement is one transaction in SQLite; more rows than one statement holds need BEGIN/COMMIT.
       if (records.length <= ROWS_PER_INSERT) insert(records);
       else insertAll.immediate(records);
+    },
+    async markPublished(ids) {
+      markPublished.run(JSON.stringify(ids));
     },
     setting: async (name) => db.pragma(name, { simple: true }),
     close: () => db.close(),

@@ -15,3 +15,19 @@ export async function redisAnswers(): Promise<boolean> {
     client.disconnect();
   }
 }
+
+/** Resolves once `count` connections are subscribed to `channel` (PUBSUB NUMSUB): events published from then on reach them. */
+export async function redisSubscribed(channel: string, count: number, timeoutMs = 15_000): Promise<void> {
+  const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const [, n] = (await client.pubsub('NUMSUB', channel)) as [string, number];
+      if (Number(n) >= count) return;
+      if (Date.now() > deadline) throw new Error(`${n} of ${count} subscribers on ${channel}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    client.disconnect();
+  }
+}

@@ -14,6 +14,7 @@ export const ROUND_TRIP = {
     generation: { prompt: 'Hi', text: ' there', finishReason: 'STOP', tokens: 6, parameters: { seed: 1 } },
     interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
     cached: true,
+    eventPending: true,
   },
   job: {
     id: '0190b6c2-0000-7000-8000-000000000002',
