@@ -31,6 +31,7 @@ import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
 import { readBodyWithin, refuseUnread } from './transport/body-limit.ts';
 import { CSRF_HEADERS, postRefusal, useCsrfPreventionForGet } from './transport/csrf-prevention.ts';
+import { useNoIntrospection } from './transport/use-no-introspection.ts';
 import { isMultipart, readMultipartOperation, Uploads } from './transport/multipart-upload.ts';
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
@@ -182,6 +183,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     }),
     plugins: [
       ...armor.protect().plugins,
+      ...(config.introspection ? [] : [useNoIntrospection()]),
       useCsrfPreventionForGet(),
       useTensorVariables(),
       sharedSubscriptions,

@@ -1,4 +1,6 @@
+import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 
 const PREDICT = 'mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id label } }';
@@ -38,7 +40,7 @@ function uploadForm(): FormData {
   return form;
 }
 
-/** The gateway with its defaults. */
+/** The gateway with its defaults, for every describe but INTROSPECTION=false. */
 let gw: TestGateway;
 beforeAll(async () => {
   gw = await startGateway();
@@ -154,5 +156,50 @@ describe('batched requests (an array of operations in one body)', () => {
     const res = await refusedCheaply(gw, async () => answer(await fetch(`${gw.url}/graphql`, { method: 'POST', body: form, headers: { 'x-graphql-yoga-csrf': '1' } })));
     expect(res.status).toBe(400);
     expect(res.body.errors![0]).toEqual({ message: 'Batching is not supported.', extensions: { code: 'BAD_REQUEST' } });
+  });
+});
+
+describe('INTROSPECTION=false', () => {
+  let closed: TestGateway;
+  beforeAll(async () => {
+    closed = await startGateway({ env: { INTROSPECTION: 'false' } });
+  });
+  afterAll(() => closed.close());
+
+  it("refuses GraphiQL's introspection query with INTROSPECTION_DISABLED (400 for graphql-response+json, 200 for json)", async () => {
+    const res = await closed.gql(getIntrospectionQuery());
+    expect(res.status).toBe(400);
+    expect(res.body.data).toBeUndefined();
+    expect(res.body.errors![0]).toMatchObject({
+      message: 'GraphQL introspection has been disabled, but the requested query contained the field "__schema".',
+      extensions: { code: 'INTROSPECTION_DISABLED' },
+    });
+    const json = await closed.gql(getIntrospectionQuery(), undefined, { headers: { accept: 'application/json' } });
+    expect(json.status).toBe(200);
+    expect(json.body.errors![0]!.extensions!.code).toBe('INTROSPECTION_DISABLED');
+  });
+
+  it('refuses __type, and an operation that hides __schema beside a predict, running nothing', async () => {
+    expect((await closed.gql('{ __type(name: "Query") { name } }')).body.errors![0]!.extensions!.code).toBe('INTROSPECTION_DISABLED');
+    // Validation covers the whole document, so the predict beside it does not run either.
+    const document = `mutation M { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id } } query Q { __schema { types { name } } }`;
+    const res = await refusedCheaply(closed, () => closed.gql('', undefined, { body: JSON.stringify({ query: document, operationName: 'M' }) }));
+    expect(res.body.errors![0]!.extensions!.code).toBe('INTROSPECTION_DISABLED');
+  });
+
+  it('refuses introspection over WebSocket too', async () => {
+    const client = wsClient(closed.url);
+    const sub = subscribeWs(client, '{ __schema { queryType { name } } }');
+    await sub.done.catch(() => undefined);
+    await client.dispose();
+    // graphql-js's rule names every field of an introspection type: `__schema`, then `queryType`.
+    const errors = sub.events.flatMap((e) => e.errors ?? []);
+    expect(errors.map((e) => e.extensions?.code)).toEqual(['INTROSPECTION_DISABLED', 'INTROSPECTION_DISABLED']);
+    expect(errors[0]!.message).toContain('"__schema"');
+  });
+
+  it('still runs operations, and __typename', async () => {
+    expect((await closed.gql('{ __typename models { name } }')).body.data.__typename).toBe('Query');
+    expect((await closed.gql(PREDICT)).body.data.predict.label).toBe('setosa');
   });
 });
