@@ -176,7 +176,7 @@ async function upload(url: string, csv: string): Promise<JobState> {
   form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { model: 'iris', file: null } } }));
   form.set('map', JSON.stringify({ 0: ['variables.input.file'] }));
   form.set('0', new Blob([csv], { type: 'text/csv' }), 'rows.csv');
-  const res = await fetch(`${url}/graphql`, { method: 'POST', body: form });
+  const res = await fetch(`${url}/graphql`, { method: 'POST', body: form, headers: { 'x-graphql-yoga-csrf': '1' } });
   const text = await res.text();
   const body = JSON.parse(text) as { data?: { submitBatchJob: JobState }; errors?: unknown[] };
   if (res.status !== 200 || body.errors || !body.data) throw new Error(`submitBatchJob: HTTP ${res.status}: ${text.slice(0, 300)}`);

@@ -31,7 +31,9 @@ import { createBullmqDispatcher } from './jobs/bullmq-dispatcher.ts';
 import { batchResultsDownload } from './transport/batch-results-download.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
-import { readBodyWithin } from './transport/body-limit.ts';
+import { readBodyWithin, refuseUnread } from './transport/body-limit.ts';
+import { CSRF_HEADERS, postRefusal, useCsrfPreventionForGet } from './transport/csrf-prevention.ts';
+import { useNoIntrospection } from './transport/use-no-introspection.ts';
 import { isMultipart, readMultipartOperation, Uploads } from './transport/multipart-upload.ts';
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
@@ -178,7 +180,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
-    graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway', defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
+    // GraphiQL subscribes over GET, which needs the CSRF header (transport/csrf-prevention.ts).
+    graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway', defaultQuery: GRAPHIQL_DEFAULT_QUERY, additionalHeaders: { [CSRF_HEADERS[0]]: '1' } } : false,
     // GraphiQL's assets are served from the package, not a CDN: works offline and behind
     // firewalls. The bundle costs ~45 MB of memory, so it loads on the first page view.
     renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
@@ -203,6 +206,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     }),
     plugins: [
       ...armor.protect().plugins,
+      ...(config.introspection ? [] : [useNoIntrospection()]),
+      useCsrfPreventionForGet(),
       useTensorVariables(),
       sharedSubscriptions,
       useErrorMasking(log),
@@ -221,6 +226,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       void yoga(req, res);
       return;
     }
+    // Forms, text/plain and uploads without a CSRF header are refused unread (transport/csrf-prevention.ts).
+    const refusal = postRefusal(req);
+    if (refusal) return refuseUnread(req, res, refusal);
     if (isMultipart(req)) {
       readMultipartOperation(req, res, { maxFileBytes: config.maxUploadBytes, maxFieldBytes: MAX_BODY_BYTES, dir: uploadDir }).then(
         (operation) => {

@@ -42,6 +42,11 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Serve GraphiQL to browsers on GET /graphql. @default true */
   GRAPHIQL: booleanFlag.default(true),
+  /**
+   * Answer introspection (`__schema`, `__type`); false refuses it with INTROSPECTION_DISABLED.
+   * Not tied to NODE_ENV: the schema is this gateway's manual (GraphiQL's docs pane). @default true
+   */
+  INTROSPECTION: booleanFlag.default(true),
   /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
   BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
@@ -113,6 +118,7 @@ export type Config = Readonly<{
   modelRepository: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   graphiql: boolean;
+  introspection: boolean;
   /** Processes sharing the port; 1 runs no cluster. */
   workers: number;
   shutdownTimeoutMs: number;
@@ -162,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     modelRepository: e.MODEL_REPOSITORY,
     logLevel: e.LOG_LEVEL,
     graphiql: e.GRAPHIQL,
+    introspection: e.INTROSPECTION,
     workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,

@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'MODEL_NOT_READY'
   | 'TOO_MANY_REQUESTS'
   | 'SERVICE_UNAVAILABLE'
-  | 'PAYLOAD_TOO_LARGE';
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'CSRF_HEADER_REQUIRED';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -112,6 +114,35 @@ export class PayloadTooLargeError extends GatewayError {
   override readonly name = 'PayloadTooLargeError';
   constructor(limit: number, message = `Request body over ${limit} bytes`) {
     super('PAYLOAD_TOO_LARGE', 413, message);
+  }
+}
+
+/**
+ * A POST whose body is neither JSON nor a multipart upload. Browsers send forms and
+ * `text/plain` cross-site without asking first, so such bodies are never read.
+ */
+export class UnsupportedMediaTypeError extends GatewayError {
+  override readonly name = 'UnsupportedMediaTypeError';
+  constructor(contentType: string | undefined, accepted: readonly string[]) {
+    super(
+      'UNSUPPORTED_MEDIA_TYPE',
+      415,
+      `POST bodies must be ${accepted.join(' or ')} (or multipart/form-data for uploads), got ${contentType ? `\`${contentType}\`` : 'no Content-Type'}`,
+      { accepted: [...accepted, 'multipart/form-data'] },
+    );
+  }
+}
+
+/**
+ * A request a browser would send cross-site without a preflight (a multipart upload, a
+ * subscription over GET) lacks a header that only a script can set.
+ */
+export class CsrfHeaderRequiredError extends GatewayError {
+  override readonly name = 'CsrfHeaderRequiredError';
+  constructor(what: string, headers: readonly string[]) {
+    super('CSRF_HEADER_REQUIRED', 403, `${what} need one of the headers ${headers.map((h) => `\`${h}\``).join(', ')} (any value)`, {
+      headers: [...headers],
+    });
   }
 }
 

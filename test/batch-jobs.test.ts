@@ -52,7 +52,7 @@ async function upload(gw: TestGateway, text: string, filename: string, input: Re
   form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { model: 'iris', file: null, ...input } } }));
   form.set('map', JSON.stringify({ 0: ['variables.input.file'] }));
   form.set('0', new Blob([text]), filename);
-  const res = await fetch(`${gw.url}/graphql`, { method: 'POST', body: form, headers: { accept: 'application/graphql-response+json' } });
+  const res = await fetch(`${gw.url}/graphql`, { method: 'POST', body: form, headers: { accept: 'application/graphql-response+json', 'x-graphql-yoga-csrf': '1' } });
   return { status: res.status, body: (await res.json()) };
 }
 

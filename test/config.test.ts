@@ -14,6 +14,7 @@ describe('config', () => {
       modelRepository: 'models',
       logLevel: 'info',
       graphiql: true,
+      introspection: true,
       workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
@@ -34,6 +35,7 @@ describe('config', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'Invalid configuration: DATABASE_URL: expected a SQLite URL such as file:./data/gateway.db or a PostgreSQL URL such as postgresql://user@host:5432/gateway, got "mysql://x"'],
     [{ DATABASE_URL: 'postgresql://' }, /^Invalid configuration: DATABASE_URL: expected a SQLite URL .*, got "postgresql:\/\/"$/],
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
+    [{ INTROSPECTION: 'off' }, 'Invalid configuration: INTROSPECTION: expected true, false, 1 or 0, got "off"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
     [{ SQLITE_SYNCHRONOUS: 'OFF' }, 'Invalid configuration: SQLITE_SYNCHRONOUS: expected FULL or NORMAL, got "OFF"'],
@@ -49,6 +51,12 @@ describe('config', () => {
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads INTROSPECTION, on unless set false, whatever NODE_ENV says', () => {
+    expect(loadConfig({ INTROSPECTION: 'false' }).introspection).toBe(false);
+    expect(loadConfig({ INTROSPECTION: '0' }).introspection).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(true);
   });
 
   it('reads WORKERS', () => {

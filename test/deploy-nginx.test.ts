@@ -133,7 +133,7 @@ describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}) in front of two gateway process
     form.set('operations', JSON.stringify({ query: SUBMIT, variables: { input: { model: 'iris', file: null } } }));
     form.set('map', JSON.stringify({ 0: ['variables.input.file'] }));
     form.set('0', new Blob([csv]), 'rows.csv');
-    const res = await fetch(`${proxy.url}/graphql`, { method: 'POST', body: form });
+    const res = await fetch(`${proxy.url}/graphql`, { method: 'POST', body: form, headers: { 'x-graphql-yoga-csrf': '1' } });
     expect(res.status).toBe(200);
     const job = (await res.json()).data.submitBatchJob;
     expect(job).toMatchObject({ status: 'QUEUED', total: 3 });

@@ -25,11 +25,14 @@ function multipart(parts: Part[]): Buffer {
   return Buffer.concat([...chunks, Buffer.from(`--${BOUNDARY}--\r\n`)]);
 }
 
-/** POSTs a multipart body; resolves the JSON answer even when the server answers before reading it all. */
+/**
+ * POSTs a multipart body, with the gateway's CSRF prevention header; resolves the JSON answer
+ * even when the server answers before reading it all.
+ */
 function post(url: string, body: Buffer): Promise<{ status: number; body: any }> {
   const target = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { 'content-type': CONTENT_TYPE } });
+    const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { 'content-type': CONTENT_TYPE, 'x-graphql-yoga-csrf': '1' } });
     req.on('response', (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d) => (text += d)).on('end', () => {
