@@ -12,6 +12,7 @@ import { fallbackMasking, useErrorMasking } from './observability/error-masking.
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
 import { useGatewayErrors } from './observability/use-gateway-errors.ts';
+import { useOperationLog } from './observability/use-operation-log.ts';
 import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
@@ -213,6 +214,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       useErrorMasking(log),
       useGatewayErrors(),
       useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1'), pingRedis: redis?.ping }),
+      useOperationLog(log),
     ],
   });
 

@@ -40,6 +40,12 @@ const environmentSchema = z.object({
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL'], { error: 'expected FULL or NORMAL' }).default('FULL'),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * `json`: one JSON object a line; `pretty`: pino-pretty's lines (the package must be
+   * installed); `auto`: pretty when the output is a terminal, NODE_ENV is not `production`
+   * and pino-pretty is installed, else JSON. @default auto
+   */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { error: 'expected auto, json or pretty' }).default('auto'),
   /** Serve GraphiQL to browsers on GET /graphql. @default true */
   GRAPHIQL: booleanFlag.default(true),
   /**
@@ -117,6 +123,7 @@ export type Config = Readonly<{
   sqliteSynchronous: 'FULL' | 'NORMAL';
   modelRepository: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  logFormat: 'auto' | 'json' | 'pretty';
   graphiql: boolean;
   introspection: boolean;
   /** Processes sharing the port; 1 runs no cluster. */
@@ -167,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     modelRepository: e.MODEL_REPOSITORY,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     graphiql: e.GRAPHIQL,
     introspection: e.INTROSPECTION,
     workers: e.WORKERS,

@@ -9,8 +9,10 @@ import { openClusterEventTarget } from './pubsub/cluster-event-target.ts';
 import { authority, cannotListen } from './transport/listen.ts';
 
 let config: Config;
+let log: Logger;
 try {
   config = loadConfig(process.env, '.env');
+  log = createLogger(config.logLevel, 'stdout', config.logFormat);
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(error.message);
@@ -24,8 +26,8 @@ try {
  */
 const workerSlot = cluster.isWorker && process.env[WORKER_SLOT] ? Number(process.env[WORKER_SLOT]) : undefined;
 
-if (cluster.isPrimary && config.workers > 1) await runPrimary(config, createLogger(config.logLevel));
-else await serve(config, workerSlot === undefined ? createLogger(config.logLevel) : createLogger(config.logLevel).child({ worker: workerSlot }));
+if (cluster.isPrimary && config.workers > 1) await runPrimary(config, log);
+else await serve(config, workerSlot === undefined ? log : log.child({ worker: workerSlot }));
 
 /** One gateway process: alone, or one of the primary's workers. */
 async function serve(config: Config, log: Logger): Promise<void> {

@@ -13,6 +13,7 @@ describe('config', () => {
       sqliteSynchronous: 'FULL',
       modelRepository: 'models',
       logLevel: 'info',
+      logFormat: 'auto',
       graphiql: true,
       introspection: true,
       workers: 1,
@@ -37,6 +38,7 @@ describe('config', () => {
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
     [{ INTROSPECTION: 'off' }, 'Invalid configuration: INTROSPECTION: expected true, false, 1 or 0, got "off"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
+    [{ LOG_FORMAT: 'xml' }, 'Invalid configuration: LOG_FORMAT: expected auto, json or pretty, got "xml"'],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
     [{ SQLITE_SYNCHRONOUS: 'OFF' }, 'Invalid configuration: SQLITE_SYNCHRONOUS: expected FULL or NORMAL, got "OFF"'],
     [{ MAX_UPLOAD_BYTES: '1.5' }, 'Invalid configuration: MAX_UPLOAD_BYTES: expected a whole number of bytes >= 1, got "1.5"'],
@@ -57,6 +59,11 @@ describe('config', () => {
     expect(loadConfig({ INTROSPECTION: 'false' }).introspection).toBe(false);
     expect(loadConfig({ INTROSPECTION: '0' }).introspection).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(true);
+  });
+
+  it('reads LOG_FORMAT', () => {
+    expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
   });
 
   it('reads WORKERS', () => {

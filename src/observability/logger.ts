@@ -1,14 +1,36 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
+import { ConfigError } from '../config.ts';
 import type { YogaLogger } from 'graphql-yoga';
 
 export type { Logger };
+
+/** `json`: one JSON object a line; `pretty`: pino-pretty's colored lines; `auto`: pretty on a terminal outside production. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/** pino-pretty's entry file, if the package is installed (it is optional: production logs are JSON). */
+function prettyTarget(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * JSON lines on stdout (the server), or on stderr for a command whose stdout is its answer
  * (the CLI); the one place the log format is decided.
  */
-export function createLogger(level: string, stream: 'stdout' | 'stderr' = 'stdout'): Logger {
+export function createLogger(level: string, stream: 'stdout' | 'stderr' = 'stdout', format: LogFormat = 'json'): Logger {
   const base = { level, base: { service: 'onnx-graphql-gateway' } };
+  const fd = stream === 'stdout' ? 1 : 2;
+  if (format !== 'json') {
+    const target = prettyTarget();
+    if (format === 'pretty' && !target) throw new ConfigError('LOG_FORMAT=pretty needs the pino-pretty package (npm install --save-dev pino-pretty@13)');
+    const terminal = process[stream].isTTY === true && process.env['NODE_ENV'] !== 'production';
+    // In a worker thread (pino's transport): the event loop never formats a line.
+    if (target && (format === 'pretty' || terminal)) return pino(base, pino.transport({ target, options: { destination: fd, colorize: terminal } }));
+  }
   // Synchronous, like pino's default stdout: no line is lost when the CLI exits.
   return stream === 'stdout' ? pino(base) : pino(base, pino.destination({ fd: 2, sync: true }));
 }

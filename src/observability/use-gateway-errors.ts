@@ -104,7 +104,7 @@ function variableError(error: GraphQLError): GraphQLError | undefined {
 
 // GraphQL Armor reports its limits as bare errors ("Syntax Error: Query depth limit of 20 exceeded, found 27.").
 const LIMIT_ERROR = /^Syntax Error: (Query depth|Aliases|Token|Directives|Query Cost) limit/;
-const isLimitError = (error: { message: string; extensions?: Record<string, unknown> }) => !error.extensions?.['code'] && LIMIT_ERROR.test(error.message);
+export const isLimitError = (error: { message: string; extensions?: Record<string, unknown> }) => !error.extensions?.['code'] && LIMIT_ERROR.test(error.message);
 
 /** Shaped like Yoga's own validation errors (`spec: true`: 200 for `application/json` clients). */
 const limitError = (error: GraphQLError) =>

@@ -1,6 +1,7 @@
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
 import { z } from 'zod';
 import { NotFoundError } from '../errors.ts';
+import { noteOperation } from '../observability/use-operation-log.ts';
 import { FINAL_STATUSES, type BatchJobRecord, type BatchRowResult } from '../serving/batch-job-store.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
@@ -208,12 +209,16 @@ builder.mutationFields((t) => ({
     type: BatchJobRef,
     description: 'Queues a batch job and answers at once (QUEUED), after the job and all its rows are committed. Watch it with `batchJobProgress`.',
     args: { input: t.arg({ type: BatchJobInputRef, required: true, description: 'What to run.' }) },
-    resolve: (_root, { input }, ctx) =>
-      ctx.batchJobs.submit({
+    resolve: async (_root, { input }, ctx) => {
+      noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
+      const job = await ctx.batchJobs.submit({
         ...input,
         rows: input.rows?.map((row) => ctx.tensorVariables.restore(row)),
         file: input.file != null ? ctx.uploads.take(input.file, ['input', 'file']) : null,
-      }),
+      });
+      noteOperation(ctx, { version: job.version, rows: job.total });
+      return job;
+    },
   }),
   cancelBatchJob: t.field({
     type: BatchJobRef,

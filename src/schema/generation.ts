@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { noteOperation } from '../observability/use-operation-log.ts';
+import type { PredictionRecord } from '../serving/records.ts';
 import type { GenerateInput, GenerationEvent, GenerationResult } from '../serving/generate.ts';
 import { builder } from './builder.ts';
 import { FinishReasonEnum, PredictionRef } from './prediction.ts';
@@ -55,6 +57,10 @@ const GenerateInputRef = builder.inputType('GenerateInput', {
 });
 
 /** An explicit null takes the default too. */
+/** The operation's log line gets the version that decoded and the tokens it made. */
+const noteGeneration = (ctx: object, prediction: PredictionRecord) =>
+  noteOperation(ctx, { model: prediction.modelName, version: prediction.version, tokens: prediction.generation?.tokens });
+
 const withDefaults = (input: typeof GenerateInputRef.$inferInput): GenerateInput => ({
   ...input,
   maxTokens: input.maxTokens ?? 64,
@@ -105,8 +111,14 @@ builder.subscriptionFields((t) => ({
     description:
       'Streams a generation token by token, then a final event (done, finishReason, predictionId). Unsubscribing stops decoding before the next token.',
     args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
-    subscribe: (_root, { input }, ctx) => ctx.generationService.stream(withDefaults(input)),
-    resolve: (event) => event,
+    subscribe: (_root, { input }, ctx) => {
+      noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
+      return ctx.generationService.stream(withDefaults(input));
+    },
+    resolve: (event, _args, ctx) => {
+      if (event.prediction) noteGeneration(ctx, event.prediction);
+      return event;
+    },
   }),
 }));
 
@@ -115,6 +127,11 @@ builder.mutationFields((t) => ({
     type: GenerationRef,
     description: 'The same decoding as the `generate` subscription, answered once with the whole text.',
     args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
-    resolve: (_root, { input }, ctx) => ctx.generationService.complete(withDefaults(input)),
+    resolve: async (_root, { input }, ctx) => {
+      noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
+      const result = await ctx.generationService.complete(withDefaults(input));
+      if (result.prediction) noteGeneration(ctx, result.prediction);
+      return result;
+    },
   }),
 }));

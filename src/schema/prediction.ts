@@ -2,6 +2,7 @@ import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
 import { interpretationOf, outcomeOf, type ClassScore, type Outcome } from '../inference/interpretation.ts';
 import type { PredictionRecord } from '../serving/records.ts';
+import { noteOperation } from '../observability/use-operation-log.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
 import { cursorCodec, pageInfoOf, PageInfoRef } from './pagination.ts';
@@ -184,12 +185,16 @@ builder.mutationFields((t) => ({
     type: PredictionRef,
     description: 'Runs a model on one request and stores the prediction; answers after the row is committed.',
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
-    resolve: (_root, { input }, ctx) =>
-      ctx.predictionService.predict({
+    resolve: async (_root, { input }, ctx) => {
+      noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
+      const record = await ctx.predictionService.predict({
         ...input,
         features: ctx.tensorVariables.restore(input.features),
         inputs: input.inputs?.map((t) => ({ ...t, data: ctx.tensorVariables.restore(t.data) })),
-      }),
+      });
+      noteOperation(ctx, { version: record.version, rows: record.inputs[0]?.shape[0] ?? 1 });
+      return record;
+    },
   }),
 }));
 
