@@ -39,6 +39,9 @@ import { isMultipart, readMultipartOperation, Uploads } from './transport/multip
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
 import { attachWebSocket } from './transport/websocket.ts';
+import { createAuthenticator, credentialsFromHeaders } from './auth/authenticate.ts';
+import { ownerOf, type Principal } from './auth/principal.ts';
+import { createApiKeyRepository } from './store/api-key-repository.ts';
 
 export interface AppOptions {
   log?: Logger;
@@ -166,7 +169,12 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     options.batchWorker === false
       ? Promise.resolve()
       : modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
-  const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions });
+  // API keys (AUTH_MODE): resolved once per HTTP request or WebSocket connection, cached 5 s.
+  const auth = createAuthenticator(createApiKeyRepository(db), {
+    mode: config.authMode,
+    onTouchError: (error) => log.warn({ err: error }, 'could not record an API key\'s lastUsedAt'),
+  });
+  const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions, authenticate: (headers) => auth.principalFor(credentialsFromHeaders(headers)) });
 
   /** The files of each multipart request, for its context; other requests get none. */
   const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
@@ -174,6 +182,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
 
   const sharedSubscriptions = useSharedSubscriptions({
     fields: ['predictionCreated', 'batchJobProgress'],
+    // Keys without the admin scope see only their own objects: only subscribers of one key share an execution.
+    scopeOf: (context) => ownerOf((context as Context).principal) ?? '*',
     maxEvents: options.eventBus?.bufferSize,
     maxBytes: options.eventBus?.bufferBytes,
   });
@@ -191,20 +201,25 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     multipart: false,
     logging: yogaLogger(log),
     maskedErrors: fallbackMasking(log),
-    context: (initial) => ({
-      // HTTP: the id `handle` put on the request; WebSocket: the one onSubscribe passes in.
-      requestId: (initial as { requestId?: string }).requestId ?? initial.request?.headers.get('x-request-id') ?? 'none',
-      models,
-      predictions,
-      predictionService,
-      generationService,
-      batchJobs,
-      batchJobStore,
-      bus,
-      loaders: createLoaders(predictions),
-      tensorVariables: new TensorVariables(),
-      uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
-    }),
+    context: async (initial) => {
+      // WebSocket: resolved once at connection_init (transport/websocket.ts); HTTP and SSE: from the headers. Throws UNAUTHENTICATED.
+      const principal = (initial as { principal?: Principal }).principal ?? (await auth.principalFor(credentialsFromHeaders(initial.request.headers)));
+      return {
+        // HTTP: the id `handle` put on the request; WebSocket: the one onSubscribe passes in.
+        requestId: (initial as { requestId?: string }).requestId ?? initial.request?.headers.get('x-request-id') ?? 'none',
+        models,
+        predictions,
+        predictionService,
+        generationService,
+        batchJobs,
+        batchJobStore,
+        bus,
+        loaders: createLoaders(predictions, ownerOf(principal)),
+        tensorVariables: new TensorVariables(),
+        uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
+        principal,
+      };
+    },
     plugins: [
       ...armor.protect().plugins,
       ...(config.introspection ? [] : [useNoIntrospection()]),
@@ -283,7 +298,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     modelsLoaded,
     /** Serves graphql-transport-ws on the server's /graphql path. */
     attachWebSocket(server: Server) {
-      sockets.push(attachWebSocket(server, yoga, log, { maxPayload: MAX_BODY_BYTES }));
+      sockets.push(attachWebSocket(server, yoga, log, { maxPayload: MAX_BODY_BYTES, authenticate: auth.principalFor }));
     },
     /** Work that shutdown would abandon now (logged when its deadline passes). */
     inFlight: () => ({

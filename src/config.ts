@@ -53,6 +53,12 @@ const environmentSchema = z.object({
    * Not tied to NODE_ENV: the schema is this gateway's manual (GraphiQL's docs pane). @default true
    */
   INTROSPECTION: booleanFlag.default(true),
+  /**
+   * `off`: no API keys are asked for or read; every caller may do and see everything (the
+   * embedded quick start; logged as a warning at start). `required`: every operation needs a
+   * valid key (`npm run gateway -- keys create`), with the scope it needs. @default off
+   */
+  AUTH_MODE: z.enum(['off', 'required'], { error: 'expected off or required' }).default('off'),
   /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
   BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
@@ -126,6 +132,8 @@ export type Config = Readonly<{
   logFormat: 'auto' | 'json' | 'pretty';
   graphiql: boolean;
   introspection: boolean;
+  /** API keys: `off` (default) or `required` (src/auth/). */
+  authMode: 'off' | 'required';
   /** Processes sharing the port; 1 runs no cluster. */
   workers: number;
   shutdownTimeoutMs: number;
@@ -177,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     logFormat: e.LOG_FORMAT,
     graphiql: e.GRAPHIQL,
     introspection: e.INTROSPECTION,
+    authMode: e.AUTH_MODE,
     workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,

@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'SERVICE_UNAVAILABLE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'CSRF_HEADER_REQUIRED';
+  | 'CSRF_HEADER_REQUIRED'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -143,6 +145,22 @@ export class CsrfHeaderRequiredError extends GatewayError {
     super('CSRF_HEADER_REQUIRED', 403, `${what} need one of the headers ${headers.map((h) => `\`${h}\``).join(', ')} (any value)`, {
       headers: [...headers],
     });
+  }
+}
+
+/** AUTH_MODE=required and the request carries no API key, or one that is unknown, malformed or revoked. */
+export class UnauthenticatedError extends GatewayError {
+  override readonly name = 'UnauthenticatedError';
+  constructor(reason: string) {
+    super('UNAUTHENTICATED', 401, `Unauthenticated: ${reason}`);
+  }
+}
+
+/** The API key is valid but lacks a scope the field needs (`scopes`: any one of them would do). */
+export class ForbiddenError extends GatewayError {
+  override readonly name = 'ForbiddenError';
+  constructor(field: string, scopes: readonly string[]) {
+    super('FORBIDDEN', 403, `Forbidden: \`${field}\` needs an API key with the ${scopes.map((s) => `\`${s}\``).join(' or ')} scope`, { scopes: [...scopes] });
   }
 }
 

@@ -26,6 +26,11 @@ try {
  */
 const workerSlot = cluster.isWorker && process.env[WORKER_SLOT] ? Number(process.env[WORKER_SLOT]) : undefined;
 
+// Once per start (not per worker): an open gateway should be a choice someone saw.
+if (cluster.isPrimary && config.authMode === 'off') {
+  log.warn({ authMode: 'off' }, 'AUTH_MODE=off: no API key is asked for; every caller may predict and read every prediction and job (set AUTH_MODE=required)');
+}
+
 if (cluster.isPrimary && config.workers > 1) await runPrimary(config, log);
 else await serve(config, workerSlot === undefined ? log : log.child({ worker: workerSlot }));
 

@@ -16,6 +16,7 @@ describe('config', () => {
       logFormat: 'auto',
       graphiql: true,
       introspection: true,
+      authMode: 'off',
       workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
@@ -37,6 +38,7 @@ describe('config', () => {
     [{ DATABASE_URL: 'postgresql://' }, /^Invalid configuration: DATABASE_URL: expected a SQLite URL .*, got "postgresql:\/\/"$/],
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
     [{ INTROSPECTION: 'off' }, 'Invalid configuration: INTROSPECTION: expected true, false, 1 or 0, got "off"'],
+    [{ AUTH_MODE: 'on' }, 'Invalid configuration: AUTH_MODE: expected off or required, got "on"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ LOG_FORMAT: 'xml' }, 'Invalid configuration: LOG_FORMAT: expected auto, json or pretty, got "xml"'],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
@@ -59,6 +61,12 @@ describe('config', () => {
     expect(loadConfig({ INTROSPECTION: 'false' }).introspection).toBe(false);
     expect(loadConfig({ INTROSPECTION: '0' }).introspection).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(true);
+  });
+
+  it('reads AUTH_MODE, off unless set required', () => {
+    expect(loadConfig({ AUTH_MODE: 'required' }).authMode).toBe('required');
+    expect(loadConfig({ AUTH_MODE: 'off' }).authMode).toBe('off');
+    expect(loadConfig({ NODE_ENV: 'production' }).authMode).toBe('off');
   });
 
   it('reads LOG_FORMAT', () => {

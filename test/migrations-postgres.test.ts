@@ -11,7 +11,7 @@ import { createTestDatabase, onPostgres, type TestDatabase } from './helpers/tes
 import { expectEveryColumnToRoundTrip, ROUND_TRIP } from './helpers/round-trip.ts';
 
 const MIGRATIONS = 'prisma/postgres/migrations';
-const NAMES = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached', '20261202150000_outbox'];
+const NAMES = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached', '20261202150000_outbox', '20261202160000_api_keys'];
 const temp = () => mkdtempSync(join(tmpdir(), 'migrate-pg-'));
 
 let databases: TestDatabase[] = [];

@@ -8,7 +8,9 @@ import { GatewayError } from '../errors.ts';
  *
  * - A GatewayError thrown while executing becomes a GraphQLError with
  *   `extensions: { code, ...details }`. Statuses that ask the client to retry later (429 and
- *   5xx: TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE, MODEL_NOT_READY) also get
+ *   5xx: TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE, MODEL_NOT_READY), and the refusals of the
+ *   caller's API key (401 UNAUTHENTICATED, 403 FORBIDDEN: for clients and proxies that act on
+ *   auth statuses) also get
  *   `extensions.http: { status, headers }`, which Yoga puts on the status line (the highest
  *   status when there are several) and removes from the body; only for HTTP requests (over
  *   WebSocket there is no status line) and only when the response holds no data (GraphQL
@@ -47,7 +49,7 @@ export function useGatewayErrors(): Plugin {
 
 /** The GraphQLError a client sees for `error`, located like `located` (the executor's wrapper), if any. */
 export function gatewayGraphQLError(error: GatewayError, located?: GraphQLError, statusLine = false): GraphQLError {
-  const http = statusLine && (error.httpStatus === 429 || error.httpStatus >= 500)
+  const http = statusLine && (error.httpStatus === 401 || error.httpStatus === 403 || error.httpStatus === 429 || error.httpStatus >= 500)
     ? { status: error.httpStatus, ...(error.retryAfterSeconds === undefined ? {} : { headers: { 'retry-after': String(error.retryAfterSeconds) } }) }
     : undefined;
   return new GraphQLError(error.message, {

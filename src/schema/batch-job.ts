@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { NotFoundError } from '../errors.ts';
 import { noteOperation } from '../observability/use-operation-log.ts';
 import { FINAL_STATUSES, type BatchJobRecord, type BatchRowResult } from '../serving/batch-job-store.ts';
+import { isVisibleTo, ownerOf } from '../auth/principal.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
 import { cursorCodec, pageInfoOf, PageInfoRef } from './pagination.ts';
@@ -141,7 +142,8 @@ export const BatchJobRef = builder.objectRef<BatchJobRecord>('BatchJob').impleme
     resultsJsonlUrl: t.string({ description: 'Path of the whole results as JSON Lines.', resolve: (j) => `/batch-jobs/${j.id}/results.jsonl` }),
     results: t.field({
       type: BatchResultConnectionRef,
-      description: `The rows done so far, in row order, ${MAX_RESULTS_PAGE} at most per page.`,
+      description: `The rows done so far, in row order, ${MAX_RESULTS_PAGE} at most per page. Needs the read scope.`,
+      authScopes: { read: true },
       args: {
         first: t.arg.int({ defaultValue: 100, description: `Page size, 1 to ${MAX_RESULTS_PAGE}.`, validate: pageSize(MAX_RESULTS_PAGE) }),
         after: t.arg.string({ description: "Continue after this cursor (a previous page's `pageInfo.endCursor`)." }),
@@ -188,26 +190,32 @@ builder.queryFields((t) => ({
   batchJob: t.field({
     type: BatchJobRef,
     nullable: true,
-    description: 'One batch job; null when there is none with this id.',
+    description: 'One batch job; null when there is none with this id (or another API key submitted it, for a key without the admin scope). Needs the read scope.',
+    authScopes: { read: true },
     args: { id: t.arg.id({ required: true, description: 'The job id.' }) },
-    resolve: async (_root, args, ctx) => (await ctx.batchJobStore.get(String(args.id))) ?? null,
+    resolve: async (_root, args, ctx) => {
+      const job = await ctx.batchJobStore.get(String(args.id));
+      return job && isVisibleTo(ownerOf(ctx.principal), job) ? job : null;
+    },
   }),
   batchJobs: t.field({
     type: BatchJobConnectionRef,
-    description: 'Batch jobs, newest first.',
+    description: 'Batch jobs, newest first; a key without the admin scope sees only its own. Needs the read scope.',
+    authScopes: { read: true },
     args: {
       status: t.arg({ type: BatchJobStatusEnum, description: 'Only jobs in this status.' }),
       first: t.arg.int({ defaultValue: 20, description: `Page size, 1 to ${MAX_JOBS_PAGE}.`, validate: pageSize(MAX_JOBS_PAGE) }),
       after: t.arg.string({ description: "Continue after this cursor (a previous page's `pageInfo.endCursor`)." }),
     },
-    resolve: (_root, args, ctx) => ctx.batchJobStore.page({ status: args.status }, args.first ?? 20, args.after != null ? jobCursors.decode(args.after) : undefined),
+    resolve: (_root, args, ctx) => ctx.batchJobStore.page({ status: args.status, apiKeyId: ownerOf(ctx.principal) }, args.first ?? 20, args.after != null ? jobCursors.decode(args.after) : undefined),
   }),
 }));
 
 builder.mutationFields((t) => ({
   submitBatchJob: t.field({
     type: BatchJobRef,
-    description: 'Queues a batch job and answers at once (QUEUED), after the job and all its rows are committed. Watch it with `batchJobProgress`.',
+    description: 'Queues a batch job and answers at once (QUEUED), after the job and all its rows are committed. Watch it with `batchJobProgress`. Needs the predict scope.',
+    authScopes: { predict: true },
     args: { input: t.arg({ type: BatchJobInputRef, required: true, description: 'What to run.' }) },
     resolve: async (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
@@ -215,6 +223,7 @@ builder.mutationFields((t) => ({
         ...input,
         rows: input.rows?.map((row) => ctx.tensorVariables.restore(row)),
         file: input.file != null ? ctx.uploads.take(input.file, ['input', 'file']) : null,
+        apiKeyId: ctx.principal.keyId,
       });
       noteOperation(ctx, { version: job.version, rows: job.total });
       return job;
@@ -222,9 +231,10 @@ builder.mutationFields((t) => ({
   }),
   cancelBatchJob: t.field({
     type: BatchJobRef,
-    description: 'Cancels a QUEUED or RUNNING job: it stops before its next chunk (the chunk in flight is not committed); rows done stay. A finished job is returned as it is. NOT_FOUND for an unknown id.',
+    description: 'Cancels a QUEUED or RUNNING job: it stops before its next chunk (the chunk in flight is not committed); rows done stay. A finished job is returned as it is. NOT_FOUND for an unknown id (and for another API key\'s job, for a key without the admin scope). Needs the predict scope.',
+    authScopes: { predict: true },
     args: { id: t.arg.id({ required: true, description: 'The job id.' }) },
-    resolve: (_root, args, ctx) => ctx.batchJobs.cancel(String(args.id)),
+    resolve: (_root, args, ctx) => ctx.batchJobs.cancel(String(args.id), ownerOf(ctx.principal)),
   }),
 }));
 
@@ -239,7 +249,7 @@ async function progressOf(ctx: Context, id: string): Promise<AsyncGenerator<Batc
     await events.return?.();
     throw error;
   });
-  if (!current) {
+  if (!current || !isVisibleTo(ownerOf(ctx.principal), current)) {
     await events.return?.();
     throw new NotFoundError('batch job', id);
   }
@@ -265,7 +275,8 @@ async function progressOf(ctx: Context, id: string): Promise<AsyncGenerator<Batc
 builder.subscriptionFields((t) => ({
   batchJobProgress: t.field({
     type: BatchJobRef,
-    description: 'A batch job as it is now, then again after each committed chunk and on every status change; the stream ends after the final status.',
+    description: "A batch job as it is now, then again after each committed chunk and on every status change; the stream ends after the final status. NOT_FOUND for an unknown id (and for another API key's job, for a key without the admin scope). Needs the read scope.",
+    authScopes: { read: true },
     args: { id: t.arg.id({ required: true, description: 'The job id.' }) },
     subscribe: (_root, args, ctx) => progressOf(ctx, String(args.id)),
     resolve: (j) => j,

@@ -1,7 +1,9 @@
 import SchemaBuilder from '@pothos/core';
+import ScopeAuthPlugin, { type AuthFailure } from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { DateTimeResolver } from 'graphql-scalars';
-import { BadUserInputError } from '../errors.ts';
+import { hasScope, type Principal, type Scope } from '../auth/principal.ts';
+import { BadUserInputError, ForbiddenError } from '../errors.ts';
 import type { ModelRepository } from '../inference/repository.ts';
 import type { GenerationService } from '../serving/generate.ts';
 import type { PredictionService } from '../serving/predict.ts';
@@ -28,6 +30,18 @@ export interface Context {
   tensorVariables: TensorVariables;
   /** Files sent with a GraphQL multipart request, by the tokens in variables (see transport/multipart-upload.ts). */
   uploads: Uploads;
+  /**
+   * Who is calling (auth/principal.ts): resolved once per HTTP request or WebSocket
+   * connection; ANONYMOUS (every scope) when AUTH_MODE=off. Fields declare the scope they
+   * need with `authScopes`; readers filter by `ownerOf(principal)`.
+   */
+  principal: Principal;
+}
+
+/** The scopes a failed check asked for, for the FORBIDDEN message. */
+function scopesOf(failure: AuthFailure): string[] {
+  if ('failures' in failure) return failure.failures.flatMap(scopesOf);
+  return 'scope' in failure ? [failure.scope] : [];
 }
 
 export const builder = new SchemaBuilder<{
@@ -38,10 +52,23 @@ export const builder = new SchemaBuilder<{
     File: { Input: string; Output: never };
   };
   DefaultFieldNullability: false;
+  /** One boolean per scope of the caller's key (admin includes predict and read). */
+  AuthScopes: Record<Scope, boolean>;
 }>({
   // Fields are non-null unless they say `nullable: true`: the contract spells out every nullable one.
   defaultFieldNullability: false,
-  plugins: [ValidationPlugin],
+  // Scope checks first: a caller without the scope learns nothing, not even argument errors.
+  plugins: [ScopeAuthPlugin, ValidationPlugin],
+  scopeAuth: {
+    // Subscriptions are checked when they start (a refusal before the first event), not per event.
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({
+      predict: hasScope(ctx.principal, 'predict'),
+      read: hasScope(ctx.principal, 'read'),
+      admin: hasScope(ctx.principal, 'admin'),
+    }),
+    unauthorizedError: (_parent, _ctx, info, result) => new ForbiddenError(`${info.parentType.name}.${info.fieldName}`, [...new Set(scopesOf(result.failure))]),
+  },
   validation: {
     // Argument validation failures become BAD_USER_INPUT with every issue listed.
     validationError: (failure) =>

@@ -110,10 +110,11 @@ builder.subscriptionFields((t) => ({
     type: GenerationEventRef,
     description:
       'Streams a generation token by token, then a final event (done, finishReason, predictionId). Unsubscribing stops decoding before the next token.',
+    authScopes: { predict: true },
     args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
     subscribe: (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
-      return ctx.generationService.stream(withDefaults(input));
+      return ctx.generationService.stream({ ...withDefaults(input), apiKeyId: ctx.principal.keyId });
     },
     resolve: (event, _args, ctx) => {
       if (event.prediction) noteGeneration(ctx, event.prediction);
@@ -126,10 +127,11 @@ builder.mutationFields((t) => ({
   generate: t.field({
     type: GenerationRef,
     description: 'The same decoding as the `generate` subscription, answered once with the whole text.',
+    authScopes: { predict: true },
     args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
     resolve: async (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
-      const result = await ctx.generationService.complete(withDefaults(input));
+      const result = await ctx.generationService.complete({ ...withDefaults(input), apiKeyId: ctx.principal.keyId });
       if (result.prediction) noteGeneration(ctx, result.prediction);
       return result;
     },

@@ -2,6 +2,7 @@ import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
 import { interpretationOf, outcomeOf, type ClassScore, type Outcome } from '../inference/interpretation.ts';
 import type { PredictionRecord } from '../serving/records.ts';
+import { isVisibleTo, ownerOf } from '../auth/principal.ts';
 import { noteOperation } from '../observability/use-operation-log.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
@@ -134,13 +135,16 @@ builder.queryFields((t) => ({
   prediction: t.field({
     type: PredictionRef,
     nullable: true,
-    description: 'One stored prediction; null when there is none with this id.',
+    description: "One stored prediction; null when there is none with this id (or another API key made it, for a key without the admin scope). Needs the read scope.",
+    authScopes: { read: true },
     args: { id: t.arg.id({ required: true, description: 'The prediction id.' }) },
+    // ctx.loaders reads only the caller's own predictions (ownerOf).
     resolve: (_root, args, ctx) => ctx.loaders.predictionById.load(String(args.id)),
   }),
   predictions: t.field({
     type: PredictionConnectionRef,
-    description: 'The prediction history, newest first, optionally filtered.',
+    description: "The prediction history, newest first, optionally filtered; a key without the admin scope sees only its own predictions. Needs the read scope.",
+    authScopes: { read: true },
     args: {
       model: t.arg.string({ description: 'Only this model.' }),
       version: t.arg.int({ description: 'Only this version.' }),
@@ -159,7 +163,7 @@ builder.queryFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       const afterId = args.after != null ? cursors.decode(args.after) : undefined;
-      const page = await ctx.predictions.page(args, args.first ?? 20, afterId);
+      const page = await ctx.predictions.page({ ...args, apiKeyId: ownerOf(ctx.principal) }, args.first ?? 20, afterId);
       for (const record of page.records) ctx.loaders.predictionById.prime(record.id, record);
       return page;
     },
@@ -183,7 +187,8 @@ const PredictInputRef = builder.inputType('PredictInput', {
 builder.mutationFields((t) => ({
   predict: t.field({
     type: PredictionRef,
-    description: 'Runs a model on one request and stores the prediction; answers after the row is committed.',
+    description: 'Runs a model on one request and stores the prediction; answers after the row is committed. Needs the predict scope.',
+    authScopes: { predict: true },
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
     resolve: async (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
@@ -191,6 +196,7 @@ builder.mutationFields((t) => ({
         ...input,
         features: ctx.tensorVariables.restore(input.features),
         inputs: input.inputs?.map((t) => ({ ...t, data: ctx.tensorVariables.restore(t.data) })),
+        apiKeyId: ctx.principal.keyId,
       });
       noteOperation(ctx, { version: record.version, rows: record.inputs[0]?.shape[0] ?? 1 });
       return record;
@@ -201,11 +207,14 @@ builder.mutationFields((t) => ({
 builder.subscriptionFields((t) => ({
   predictionCreated: t.field({
     type: PredictionRef,
-    description: 'Every new prediction (generations included), published after its row is committed.',
+    description: "Every new prediction (generations included), published after its row is committed; a key without the admin scope hears only its own. Needs the read scope.",
+    authScopes: { read: true },
     args: { model: t.arg.string({ description: 'Only predictions of this model.' }) },
     subscribe: (_root, args, ctx) => {
+      const owner = ownerOf(ctx.principal);
       const events = ctx.bus.subscribe('prediction.created');
-      return args.model == null ? events : pipe(events, filter((p: PredictionRecord) => p.modelName === args.model));
+      if (args.model == null && owner === undefined) return events;
+      return pipe(events, filter((p: PredictionRecord) => (args.model == null || p.modelName === args.model) && isVisibleTo(owner, p)));
     },
     resolve: (p) => p,
   }),

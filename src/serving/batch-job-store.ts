@@ -31,6 +31,8 @@ export interface BatchJobRecord {
   idempotencyKey: string | null;
   /** What the outputs mean, fixed at submit. */
   interpretation: Interpretation | null;
+  /** The API key that submitted it (null when auth is off); its rows' predictions carry it too. */
+  apiKeyId: string | null;
 }
 
 export interface NewBatchJob {
@@ -42,6 +44,8 @@ export interface NewBatchJob {
   notifyUrl: string | null;
   idempotencyKey: string | null;
   interpretation: Interpretation | null;
+  /** The API key submitting it; null or absent when auth is off. */
+  apiKeyId?: string | null;
 }
 
 /** Why one row failed; the job goes on. */
@@ -88,8 +92,8 @@ export interface BatchJobStore {
   create(job: NewBatchJob, rows: AsyncIterable<readonly string[]>): Promise<BatchJobRecord>;
   get(id: string): Promise<BatchJobRecord | undefined>;
   findByIdempotencyKey(key: string): Promise<BatchJobRecord | undefined>;
-  /** Newest first. */
-  page(filter: { status?: BatchJobStatus | null }, first: number, afterId?: string): Promise<{ records: BatchJobRecord[]; hasNextPage: boolean }>;
+  /** Newest first; `apiKeyId` (when given) keeps only that key's jobs. */
+  page(filter: { status?: BatchJobStatus | null; apiKeyId?: string }, first: number, afterId?: string): Promise<{ records: BatchJobRecord[]; hasNextPage: boolean }>;
   /** Done rows in index order, from `afterIndex + 1`. */
   results(jobId: string, first: number, afterIndex?: number): Promise<BatchRowResult[]>;
   /** Input rows in index order, from `fromIndex`. */

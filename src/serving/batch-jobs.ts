@@ -1,3 +1,4 @@
+import { isVisibleTo } from '../auth/principal.ts';
 import { newId } from './ids.ts';
 import type { Logger } from 'pino';
 import { BadUserInputError, NotFoundError, type InputIssue } from '../errors.ts';
@@ -23,6 +24,8 @@ export interface SubmitBatchJob {
   format?: BatchFormat | null;
   notifyUrl?: string | null;
   idempotencyKey?: string | null;
+  /** The API key submitting it (the job and its rows' predictions carry it); null or absent when auth is off. */
+  apiKeyId?: string | null;
 }
 
 export interface BatchJobLimits {
@@ -57,6 +60,10 @@ export function createBatchJobService(deps: { store: BatchJobStore; models: Mode
   async function existing(input: SubmitBatchJob): Promise<BatchJobRecord | undefined> {
     if (input.idempotencyKey == null) return undefined;
     const job = await store.findByIdempotencyKey(input.idempotencyKey);
+    // Keys are global: another API key's job is not returned (or named), only refused.
+    if (job && job.apiKeyId !== (input.apiKeyId ?? null)) {
+      throw new BadUserInputError([{ path: ['input', 'idempotencyKey'], message: 'already used by another API key' }]);
+    }
     if (job && job.modelName !== input.model) {
       throw new BadUserInputError([{ path: ['input', 'idempotencyKey'], message: `already used by job ${job.id} of model \`${job.modelName}\`` }]);
     }
@@ -89,6 +96,7 @@ export function createBatchJobService(deps: { store: BatchJobStore; models: Mode
             notifyUrl: input.notifyUrl ?? null,
             idempotencyKey: input.idempotencyKey ?? null,
             interpretation: interpretationOf(version.manifest, version.outputs[0]?.name),
+            apiKeyId: input.apiKeyId ?? null,
           },
           rows,
         );
@@ -104,10 +112,13 @@ export function createBatchJobService(deps: { store: BatchJobStore; models: Mode
       return job;
     },
 
-    /** Stops a QUEUED or RUNNING job (a running one after its chunk in flight); a final job is returned as it is. */
-    async cancel(id: string): Promise<BatchJobRecord> {
+    /**
+     * Stops a QUEUED or RUNNING job (a running one after its chunk in flight); a final job is
+     * returned as it is. `owner` (auth/principal.ts `ownerOf`): another key's job is NOT_FOUND, like an unknown id.
+     */
+    async cancel(id: string, owner?: string): Promise<BatchJobRecord> {
       const before = await store.get(id);
-      if (!before) throw new NotFoundError('batch job', id);
+      if (!before || !isVisibleTo(owner, before)) throw new NotFoundError('batch job', id);
       const job = await store.cancel(id);
       if (!job) throw new NotFoundError('batch job', id);
       if (before.status !== job.status) {

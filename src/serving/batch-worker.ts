@@ -112,6 +112,8 @@ export function createBatchWorker(
         let scored;
         try {
           scored = await scoreRows(await servedVersionOf(job), rows, job.format, interpretation);
+          // A job's predictions belong to the key that submitted it.
+          for (const row of scored) if (row.prediction) row.prediction.apiKeyId = job.apiKeyId;
         } catch (error) {
           // The version was swapped under the chunk: score it again on the one serving now.
           if (error instanceof ModelNotReadyError && error.details.status === 'CLOSED' && !stopping) continue;

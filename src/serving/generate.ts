@@ -20,6 +20,8 @@ export interface GenerateInput {
   topK?: number | null;
   seed?: number | null;
   stop?: readonly string[] | null;
+  /** The API key making it (stored with the row); null or absent when auth is off. */
+  apiKeyId?: string | null;
 }
 
 /** One streamed step: a token, or (done) the end with the stored prediction's id. */
@@ -142,6 +144,7 @@ export function createGenerationService(options: GenerationServiceOptions) {
       inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [1, p.promptIds.length], data: p.promptIds }],
       outputs: [{ name: 'output_ids', datatype: 'INT64', shape: [1, generated.length], data: generated }],
       interpretation: { kind: 'GENERATOR', output: p.generator.logits, labels: null },
+      apiKeyId: input.apiKeyId ?? null,
       outcome: { label: null, scores: null, value: null },
       generation: {
         prompt: input.prompt,

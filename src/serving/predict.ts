@@ -10,6 +10,8 @@ import type { PredictionRecord } from './records.ts';
 export interface PredictInput extends PredictRequest {
   model: string;
   version?: number | null;
+  /** The API key making it (stored with the row); null or absent when auth is off. */
+  apiKeyId?: string | null;
 }
 
 export type PredictionService = ReturnType<typeof createPredictionService>;
@@ -45,6 +47,7 @@ export function createPredictionService(deps: { models: ModelRepository; history
         interpretation,
         outcome: outcomeOf(outputs, interpretation),
         cached: hit !== undefined,
+        apiKeyId: input.apiKeyId ?? null,
       };
       await history.append(record);
       return record;

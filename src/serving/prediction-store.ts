@@ -5,6 +5,8 @@ export interface PredictionFilter {
   version?: number | null;
   since?: Date | null;
   until?: Date | null;
+  /** Only this API key's predictions (a key without the admin scope sees only its own). */
+  apiKeyId?: string;
 }
 
 export interface PredictionPage {
@@ -21,8 +23,8 @@ export interface PredictionStore {
   insert(record: PredictionRecord): Promise<void>;
   /** Resolves once every row handed to `insert` so far is committed. */
   drain(): Promise<void>;
-  /** One query for all ids; aligned with `ids`, undefined where there is none. */
-  findByIds(ids: readonly string[]): Promise<Array<PredictionRecord | undefined>>;
+  /** One query for all ids; aligned with `ids`, undefined where there is none (or, with `apiKeyId`, where another key made it). */
+  findByIds(ids: readonly string[], apiKeyId?: string): Promise<Array<PredictionRecord | undefined>>;
   /** Newest first; `afterId` continues below that id. */
   page(filter: PredictionFilter, first: number, afterId?: string): Promise<PredictionPage>;
 }

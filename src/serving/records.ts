@@ -32,4 +32,6 @@ export interface PredictionRecord {
   outcome?: Outcome | null;
   /** The outputs came from the response cache (no ONNX run). */
   cached?: boolean;
+  /** The API key that made it (a batch job's rows: the job's key); null or absent when auth is off. */
+  apiKeyId?: string | null;
 }

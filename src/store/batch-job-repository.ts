@@ -23,6 +23,7 @@ const toRecord = (row: JobRow): BatchJobRecord => ({
   notifiedAt: date(row.notifiedAt),
   idempotencyKey: row.idempotencyKey,
   interpretation: (typeof row.interpretation === 'string' ? JSON.parse(row.interpretation) : (row.interpretation ?? null)) as Interpretation | null,
+  apiKeyId: row.apiKeyId ?? null,
 });
 
 const recordOf = (row: JobRow | undefined) => (row ? toRecord(row) : undefined);
@@ -59,6 +60,7 @@ export function createBatchJobRepository(db: Database, writer: BatchJobWriter): 
       const rows = await db.batchJob.findMany({
         where: {
           status: filter.status ?? visible.status,
+          ...(filter.apiKeyId !== undefined ? { apiKeyId: filter.apiKeyId } : {}),
           ...(afterId !== undefined ? { id: { lt: afterId } } : {}),
         },
         orderBy: { id: 'desc' },

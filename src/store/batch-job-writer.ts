@@ -18,6 +18,7 @@ export interface JobRow {
   notifiedAt: Date | string | null;
   idempotencyKey: string | null;
   interpretation: unknown;
+  apiKeyId: string | null;
 }
 
 /** The status of a job whose rows are still being written: no read sees it. */

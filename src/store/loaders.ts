@@ -7,8 +7,9 @@ export interface Loaders {
   predictionById: DataLoader<string, PredictionRecord | null>;
 }
 
-export function createLoaders(predictions: PredictionStore): Loaders {
+/** `apiKeyId`: the caller sees only that key's predictions (another key's id loads as null, like an unknown one). */
+export function createLoaders(predictions: PredictionStore, apiKeyId?: string): Loaders {
   return {
-    predictionById: new DataLoader(async (ids) => (await predictions.findByIds(ids)).map((r) => r ?? null)),
+    predictionById: new DataLoader(async (ids) => (await predictions.findByIds(ids, apiKeyId)).map((r) => r ?? null)),
   };
 }

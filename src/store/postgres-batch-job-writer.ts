@@ -34,9 +34,9 @@ export function createPostgresBatchJobWriter(pool: pg.Pool, options: { onQuery?:
     async insertJob(job) {
       try {
         await pool.query(
-          `INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt", "notifyUrl", "idempotencyKey", "interpretation")
-           VALUES ($1, $2, $3, '${UPLOADING}', $4, 0, $5, $6, $7, $8)`,
-          [job.id, job.modelName, job.version, job.format, timestampOf(job.createdAt), job.notifyUrl, job.idempotencyKey, job.interpretation ? JSON.stringify(job.interpretation) : null],
+          `INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt", "notifyUrl", "idempotencyKey", "interpretation", "apiKeyId")
+           VALUES ($1, $2, $3, '${UPLOADING}', $4, 0, $5, $6, $7, $8, $9)`,
+          [job.id, job.modelName, job.version, job.format, timestampOf(job.createdAt), job.notifyUrl, job.idempotencyKey, job.interpretation ? JSON.stringify(job.interpretation) : null, job.apiKeyId ?? null],
         );
       } catch (error) {
         const { code, constraint } = error as { code?: string; constraint?: string };

@@ -4,7 +4,7 @@ import type { HistoryWriter } from './history-writer.ts';
 import { inTransaction, MAX_PARAMETERS, slices, timestampOf } from './postgres-pool.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending'] as const;
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending', 'apiKeyId'] as const;
 const ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / COLUMNS.length);
 
 /** Values in COLUMNS order: time as UTC `timestamp(3)` text (postgres-pool.ts), JSON as text for jsonb; outputs as bytes (tensor-codec.ts). */
@@ -20,6 +20,7 @@ const toValues = (r: PredictionRecord, eventPending: boolean): unknown[] => [
   r.interpretation ? JSON.stringify(r.interpretation) : null,
   r.cached === true,
   eventPending,
+  r.apiKeyId ?? null,
 ];
 
 const statements = new Map<number, string>();

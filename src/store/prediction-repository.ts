@@ -27,6 +27,7 @@ const toRecord = (row: Row): PredictionRecord => {
   interpretation,
   outcome: interpretation ? outcomeOf(outputs, interpretation) : null,
   cached: row.cached,
+  apiKeyId: row.apiKeyId,
   };
 };
 
@@ -77,8 +78,8 @@ export function createPredictionRepository(
     },
 
     /** One SELECT for all ids; the result is aligned with `ids`, undefined where none. */
-    async findByIds(ids: readonly string[]): Promise<Array<PredictionRecord | undefined>> {
-      const rows = await db.prediction.findMany({ where: { id: { in: [...ids] } } });
+    async findByIds(ids: readonly string[], apiKeyId?: string): Promise<Array<PredictionRecord | undefined>> {
+      const rows = await db.prediction.findMany({ where: { id: { in: [...ids] }, ...(apiKeyId !== undefined ? { apiKeyId } : {}) } });
       const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
       return ids.map((id) => byId.get(id));
     },
@@ -88,6 +89,7 @@ export function createPredictionRepository(
       const where: Prisma.PredictionWhereInput = {};
       if (filter.model != null) where.modelName = filter.model;
       if (filter.version != null) where.version = filter.version;
+      if (filter.apiKeyId !== undefined) where.apiKeyId = filter.apiKeyId;
       if (filter.since != null || filter.until != null) {
         where.createdAt = {
           ...(filter.since != null ? { gte: filter.since } : {}),

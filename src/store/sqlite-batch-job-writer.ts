@@ -14,8 +14,8 @@ const sqlTime = (d: Date) => d.toISOString().replace('Z', '+00:00');
 export function createSqliteBatchJobWriter(writer: Sqlite.Database, options: { onQuery?: (sql: string) => void } = {}): BatchJobWriter {
   const insertPredictions = predictionInserter(writer, options.onQuery);
   const insertJob = writer.prepare(
-    `INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt", "notifyUrl", "idempotencyKey", "interpretation")
-     VALUES (?, ?, ?, '${UPLOADING}', ?, 0, ?, ?, ?, ?)`,
+    `INSERT INTO "BatchJob" ("id", "modelName", "version", "status", "format", "total", "createdAt", "notifyUrl", "idempotencyKey", "interpretation", "apiKeyId")
+     VALUES (?, ?, ?, '${UPLOADING}', ?, 0, ?, ?, ?, ?, ?)`,
   );
   const rowInserts = new Map<number, Sqlite.Statement>();
   const insertRowsStatement = (n: number) => {
@@ -87,7 +87,7 @@ export function createSqliteBatchJobWriter(writer: Sqlite.Database, options: { o
   return {
     async insertJob(job: NewBatchJob) {
       try {
-        insertJob.run(job.id, job.modelName, job.version, job.format, sqlTime(job.createdAt), job.notifyUrl, job.idempotencyKey, job.interpretation ? JSON.stringify(job.interpretation) : null);
+        insertJob.run(job.id, job.modelName, job.version, job.format, sqlTime(job.createdAt), job.notifyUrl, job.idempotencyKey, job.interpretation ? JSON.stringify(job.interpretation) : null, job.apiKeyId ?? null);
       } catch (error) {
         if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && job.idempotencyKey !== null) {
           throw new IdempotencyConflictError(`idempotencyKey \`${job.idempotencyKey}\` is taken by a job still being submitted`);

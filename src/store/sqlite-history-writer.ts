@@ -18,7 +18,7 @@ export interface SqliteHistoryWriterOptions {
   eventPending?: boolean;
 }
 
-const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending'] as const;
+const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending', 'apiKeyId'] as const;
 /** SQLite allows 32,766 bound parameters per statement; stay far below. */
 const ROWS_PER_INSERT = 500;
 
@@ -35,6 +35,7 @@ const toValues = (r: PredictionRecord, eventPending: boolean): unknown[] => [
   r.interpretation ? JSON.stringify(r.interpretation) : null,
   r.cached ? 1 : 0,
   eventPending ? 1 : 0,
+  r.apiKeyId ?? null,
 ];
 
 /**

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { hasScope, isVisibleTo, ownerOf, type Principal } from '../auth/principal.ts';
+import { ForbiddenError, GatewayError, NotFoundError } from '../errors.ts';
 import type { BatchJobStore } from '../serving/batch-job-store.ts';
 import { resultLines, type ResultFormat, type ResultRow } from '../serving/batch-results-format.ts';
 import type { PredictionStore } from '../serving/prediction-store.ts';
@@ -16,9 +18,17 @@ const MEDIA_TYPES: Record<ResultFormat, string> = { csv: 'text/csv; charset=utf-
  * streamed a page at a time with back-pressure (a slow client holds one page, not the
  * results). The header `x-batch-job-status` says whether the job is still going.
  * Returns false for any other URL.
+ *
+ * The caller's key needs the read scope (401 UNAUTHENTICATED, 403 FORBIDDEN otherwise, in
+ * GraphQL's error shape), and another key's job is 404 NOT_FOUND like an unknown id (a key
+ * with the admin scope reads every job).
  */
-export function batchResultsDownload(deps: { jobs: BatchJobStore; predictions: PredictionStore }) {
+export function batchResultsDownload(deps: { jobs: BatchJobStore; predictions: PredictionStore; authenticate: (headers: { get(name: string): string | null }) => Promise<Principal> }) {
   const { jobs, predictions } = deps;
+  const refuse = (res: ServerResponse, error: GatewayError) => {
+    res.writeHead(error.httpStatus, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code, ...error.details } }] }));
+  };
 
   async function* pages(jobId: string): AsyncGenerator<ResultRow[]> {
     let after: number | undefined;
@@ -39,12 +49,16 @@ export function batchResultsDownload(deps: { jobs: BatchJobStore; predictions: P
     const id = decodeURIComponent(match[1]!);
     const format = match[2] as ResultFormat;
     void (async () => {
-      const job = await jobs.get(id);
-      if (!job) {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ errors: [{ message: `No batch job with id \`${id}\``, extensions: { code: 'NOT_FOUND' } }] }));
-        return;
+      let principal: Principal;
+      try {
+        principal = await deps.authenticate({ get: (name) => [req.headers[name]].flat()[0] ?? null });
+      } catch (error) {
+        if (error instanceof GatewayError) return refuse(res, error);
+        throw error;
       }
+      if (!hasScope(principal, 'read')) return refuse(res, new ForbiddenError('GET /batch-jobs/<id>/results', ['read']));
+      const job = await jobs.get(id);
+      if (!job || !isVisibleTo(ownerOf(principal), job)) return refuse(res, new NotFoundError('batch job', id));
       res.writeHead(200, {
         'content-type': MEDIA_TYPES[format],
         'content-disposition': `attachment; filename="${job.id}.${format}"`,

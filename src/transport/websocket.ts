@@ -4,6 +4,9 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { credentialsFromConnection, type Credentials } from '../auth/authenticate.ts';
+import type { Principal } from '../auth/principal.ts';
+import { UnauthenticatedError } from '../errors.ts';
 import { requestIdFor } from '../observability/request-id.ts';
 import { createOperationTracker } from './operation-tracker.ts';
 
@@ -22,6 +25,11 @@ interface Enveloped {
  * operation through Yoga's envelop pipeline, so plugins, limits, masking and context
  * are the same as over HTTP and SSE.
  *
+ * The caller is authenticated once, at `connection_init` (`authenticate`, from its payload
+ * or the upgrade request's headers), and every operation of the connection runs as that
+ * principal. A missing or bad key closes the socket with 4401 Unauthorized, which
+ * graphql-ws clients do not retry (4403, what returning false from onConnect sends, they do).
+ *
  * Queries and mutations are tracked from the moment their message is read until their
  * result is sent, so shutdown can let them finish (`idle`) before `close` ends every
  * subscription and socket. Subscriptions are not tracked: shutdown ends them.
@@ -30,12 +38,29 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
   server: Server,
   yoga: YogaServerInstance<TServerContext, TUserContext>,
   log: Logger,
-  options: { /** Largest message accepted; a bigger one closes the socket with 1009. */ maxPayload: number },
+  options: {
+    /** Largest message accepted; a bigger one closes the socket with 1009. */
+    maxPayload: number;
+    /** The connection's principal from its credentials; throws UnauthenticatedError to refuse it. */
+    authenticate: (credentials: Credentials) => Promise<Principal>;
+  },
 ): { close: () => Promise<void>; idle: () => Promise<void>; operations: () => number; sockets: () => number } {
   const operations = createOperationTracker();
   const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: options.maxPayload });
+  const principals = new WeakMap<object, Principal>();
   const disposable = useServer<Record<string, unknown> | undefined, { request: IncomingMessage }>(
     {
+      onConnect: async (ctx) => {
+        try {
+          principals.set(ctx, await options.authenticate(credentialsFromConnection(ctx.connectionParams, ctx.extra.request.headers)));
+          return true;
+        } catch (error) {
+          if (!(error instanceof UnauthenticatedError)) throw error;
+          // Close reasons are at most 123 bytes.
+          ctx.extra.socket.close(4401, error.message.slice(0, 123));
+          return false;
+        }
+      },
       execute: (args) => (args.rootValue as { execute: Enveloped['execute'] }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: Enveloped['subscribe'] }).subscribe(args),
       onSubscribe: async (ctx, id, payload) => {
@@ -46,6 +71,7 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
           socket: ctx.extra.socket,
           params: payload,
           requestId: requestIdFor(ctx.extra.request),
+          principal: principals.get(ctx),
         }) as Enveloped;
         let document;
         try {

@@ -15,6 +15,7 @@ export const ROUND_TRIP = {
     interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
     cached: true,
     eventPending: true,
+    apiKeyId: '0190b6c2-0000-7000-8000-000000000003',
   },
   job: {
     id: '0190b6c2-0000-7000-8000-000000000002',
@@ -33,17 +34,29 @@ export const ROUND_TRIP = {
     notifiedAt: null,
     idempotencyKey: 'k',
     interpretation: { kind: 'CLASSIFIER', output: 'y', labels: ['a', 'b'] },
+    apiKeyId: null,
   },
   batchRow: { jobId: '0190b6c2-0000-7000-8000-000000000002', index: 0, input: '1,2', predictionId: null, errorCode: 'BAD_USER_INPUT', errorMessage: 'no' },
+  apiKey: {
+    id: '0190b6c2-0000-7000-8000-000000000003',
+    name: 'ci',
+    scopes: 'predict,read',
+    hash: 'ab'.repeat(32),
+    createdAt: new Date('2026-01-02T03:04:05.678Z'),
+    revokedAt: new Date('2026-01-03T03:04:05.678Z'),
+    lastUsedAt: null,
+  },
 };
 
 /** Writes each ROUND_TRIP row through the generated client and expects it back unchanged: the migrations match the Prisma schema. */
 export async function expectEveryColumnToRoundTrip(db: Database): Promise<void> {
-  const { prediction, job, batchRow } = ROUND_TRIP;
+  const { prediction, job, batchRow, apiKey } = ROUND_TRIP;
   await db.prediction.create({ data: prediction });
   expect(await db.prediction.findUniqueOrThrow({ where: { id: prediction.id } })).toEqual(prediction);
   await db.batchJob.create({ data: job });
   expect(await db.batchJob.findUniqueOrThrow({ where: { id: job.id } })).toEqual(job);
   await db.batchRow.create({ data: batchRow });
   expect(await db.batchRow.findUniqueOrThrow({ where: { jobId_index: { jobId: job.id, index: 0 } } })).toEqual(batchRow);
+  await db.apiKey.create({ data: apiKey });
+  expect(await db.apiKey.findUniqueOrThrow({ where: { id: apiKey.id } })).toEqual(apiKey);
 }
