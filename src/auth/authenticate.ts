@@ -60,7 +60,8 @@ function keyOf(credentials: Credentials): string | undefined {
 export function createAuthenticator(keys: KeyLookup, options: AuthenticatorOptions) {
   const now = options.now ?? Date.now;
   const lastUsedEveryMs = options.lastUsedEveryMs ?? 60_000;
-  const cache = new LRUCache<string, Promise<Principal | null>>({ max: options.cacheSize ?? 10_000, ttl: options.cacheTtlMs ?? 5000, perf: { now } });
+  // ttlResolution 0: read the clock at every lookup (lru-cache otherwise reuses a reading for 1 ms of real time, which an injected clock cannot advance).
+  const cache = new LRUCache<string, Promise<Principal | null>>({ max: options.cacheSize ?? 10_000, ttl: options.cacheTtlMs ?? 5000, ttlResolution: 0, perf: { now } });
   /** When this process last wrote each key's lastUsedAt. */
   const touched = new LRUCache<string, number>({ max: options.cacheSize ?? 10_000 });
 

@@ -12,8 +12,10 @@ export interface Command {
   usage: string;
   /** parseArgs option declarations (`--help` is added by main.ts). */
   options: NonNullable<ParseArgsConfig['options']>;
+  /** Takes words besides options (`keys revoke ID`); without it, any is a usage error. @default false */
+  positionals?: boolean;
   /** Runs the command; resolves with the process exit code. Throws UsageError for option values it rejects. */
-  run(values: OptionValues): Promise<number>;
+  run(values: OptionValues, positionals: readonly string[]): Promise<number>;
 }
 
 /** The command line is wrong: nothing ran. main.ts prints the message and the usage on stderr and exits 2. */

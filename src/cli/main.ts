@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { batchCommand } from './batch.ts';
 import { USAGE_EXIT_CODE, UsageError, type Command } from './command.ts';
+import { keysCommand } from './keys.ts';
 
 /**
  * `onnx-gateway <command> [options]` (`npm run gateway -- <command> ...`): the gateway's
@@ -8,7 +9,7 @@ import { USAGE_EXIT_CODE, UsageError, type Command } from './command.ts';
  * below. `--help` prints usage on stdout; an unknown command or option prints it on stderr
  * and exits 2.
  */
-const COMMANDS: readonly Command[] = [batchCommand];
+const COMMANDS: readonly Command[] = [batchCommand, keysCommand];
 
 const OVERVIEW = `Usage: onnx-gateway <command> [options]
 
@@ -33,8 +34,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) return usageError(`unknown command \`${name}\``, OVERVIEW);
   let values;
+  let positionals;
   try {
-    ({ values } = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+    ({ values, positionals } = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: command.positionals ?? false }));
   } catch (error) {
     return usageError((error as Error).message, command.usage);
   }
@@ -43,7 +45,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    return await command.run(values);
+    return await command.run(values, positionals);
   } catch (error) {
     if (error instanceof UsageError) return usageError(error.message, command.usage);
     throw error;

@@ -31,9 +31,9 @@ function collector<T>(): Pick<Subscription<T>, 'events' | 'waitFor'> & { push(e:
   };
 }
 
-/** graphql-ws's own client over a real WebSocket. */
-export function wsClient(url: string): Client {
-  return createWsClient({ url: url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+/** graphql-ws's own client over a real WebSocket; `connectionParams` is the connection_init payload (API keys). */
+export function wsClient(url: string, connectionParams?: Record<string, unknown>): Client {
+  return createWsClient({ url: url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, retryAttempts: 0, lazy: true, connectionParams });
 }
 
 export function subscribeWs<T = any>(client: Client, query: string, variables?: Record<string, unknown>): Subscription<T> {
@@ -49,8 +49,8 @@ export function subscribeWs<T = any>(client: Client, query: string, variables?: 
 }
 
 /** graphql-sse's client (distinct connections mode), which Yoga speaks on /graphql. */
-export function subscribeSse<T = any>(url: string, query: string, variables?: Record<string, unknown>): Subscription<T> {
-  const client = createSseClient({ url: `${url}/graphql`, retryAttempts: 0 });
+export function subscribeSse<T = any>(url: string, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Subscription<T> {
+  const client = createSseClient({ url: `${url}/graphql`, retryAttempts: 0, headers });
   const c = collector<T>();
   let unsubscribe = () => {};
   const done = new Promise<void>((resolve, reject) => {
