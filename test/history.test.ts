@@ -5,6 +5,7 @@ import { schema } from '../src/schema/index.ts';
 import { createLoaders } from '../src/store/loaders.ts';
 import { createPredictionRepository } from '../src/store/prediction-repository.ts';
 import { startGateway, type GraphQLResponse, type TestGateway } from './helpers/gateway.ts';
+import { ANONYMOUS } from '../src/auth/principal.ts';
 
 let gw: TestGateway;
 const statements: string[] = [];
@@ -139,7 +140,7 @@ describe('SQL statements per operation', () => {
     // No field of the schema reads a prediction by id after a page has resolved, so the page
     // and the re-read are run here as two executions sharing one request context.
     const predictions = createPredictionRepository(gw.app.db, { writer: gw.app.historyWriter });
-    const context = { requestId: 'test', models: gw.app.models, predictions, loaders: createLoaders(predictions) } as unknown as Context;
+    const context = { requestId: 'test', models: gw.app.models, predictions, loaders: createLoaders(predictions), principal: ANONYMOUS } as unknown as Context;
     statements.length = 0;
     const page = await execute({ schema, document: parse('{ predictions(first: 10, model: "iris") { edges { node { id } } } }'), contextValue: context });
     expect(page.errors).toBeUndefined();
