@@ -12,6 +12,7 @@ import { fallbackMasking, useErrorMasking } from './observability/error-masking.
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
 import { useGatewayErrors } from './observability/use-gateway-errors.ts';
+import { UnauthenticatedError } from './errors.ts';
 import { useOperationLog } from './observability/use-operation-log.ts';
 import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
@@ -39,7 +40,7 @@ import { isMultipart, readMultipartOperation, Uploads } from './transport/multip
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
 import { attachWebSocket } from './transport/websocket.ts';
-import { createAuthenticator, credentialsFromHeaders } from './auth/authenticate.ts';
+import { createAuthenticator, credentialsFromHeaders, credentialsFromNodeHeaders } from './auth/authenticate.ts';
 import { ownerOf, type Principal } from './auth/principal.ts';
 import { createApiKeyRepository } from './store/api-key-repository.ts';
 
@@ -174,7 +175,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     mode: config.authMode,
     onTouchError: (error) => log.warn({ err: error }, 'could not record an API key\'s lastUsedAt'),
   });
-  const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions, authenticate: (headers) => auth.principalFor(credentialsFromHeaders(headers)) });
+  const authenticate = (req: IncomingMessage) => auth.principalFor(credentialsFromNodeHeaders(req.headers));
+  const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions, authenticate });
 
   /** The files of each multipart request, for its context; other requests get none. */
   const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
@@ -247,19 +249,22 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     const refusal = postRefusal(req);
     if (refusal) return refuseUnread(req, res, refusal);
     if (isMultipart(req)) {
-      readMultipartOperation(req, res, { maxFileBytes: config.maxUploadBytes, maxFieldBytes: MAX_BODY_BYTES, dir: uploadDir }).then(
-        (operation) => {
-          if (!operation) return;
-          uploadsOf.set(req, operation.uploads);
-          res.once('close', () => {
-            operation.uploads.cleanup().catch((error: unknown) => log.warn({ err: error, requestId }, 'could not delete uploaded files'));
-          });
-          req.headers['content-type'] = 'application/json';
-          (req as IncomingMessage & { body?: unknown }).body = operation.body;
-          void yoga(req, res);
-        },
-        () => res.destroy(),
-      );
+      const readUpload = () =>
+        readMultipartOperation(req, res, { maxFileBytes: config.maxUploadBytes, maxFieldBytes: MAX_BODY_BYTES, dir: uploadDir }).then(
+          (operation) => {
+            if (!operation) return;
+            uploadsOf.set(req, operation.uploads);
+            res.once('close', () => {
+              operation.uploads.cleanup().catch((error: unknown) => log.warn({ err: error, requestId }, 'could not delete uploaded files'));
+            });
+            req.headers['content-type'] = 'application/json';
+            (req as IncomingMessage & { body?: unknown }).body = operation.body;
+            void yoga(req, res);
+          },
+          () => res.destroy(),
+        );
+      // An upload without a valid key is refused before a byte of it goes to disk.
+      authenticate(req).then(readUpload, (error: unknown) => (error instanceof UnauthenticatedError ? refuseUnread(req, res, error) : res.destroy()));
       return;
     }
     readBodyWithin(req, res, MAX_BODY_BYTES).then(

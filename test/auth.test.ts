@@ -26,7 +26,8 @@ describe('AUTH_MODE=required', () => {
   let admin: typeof a;
 
   beforeAll(async () => {
-    gw = await startGateway({ env: { AUTH_MODE: 'required' } });
+    // Uploads over 64 bytes are refused while being read: an upload refused for its key first was never read.
+    gw = await startGateway({ env: { AUTH_MODE: 'required', MAX_UPLOAD_BYTES: '64' } });
     a = await createKey(gw, 'a', ['predict', 'read']);
     b = await createKey(gw, 'b', ['predict', 'read']);
     predictOnly = await createKey(gw, 'p', ['predict']);
@@ -191,6 +192,23 @@ describe('AUTH_MODE=required', () => {
     await predict.done;
     expect(predict.events[0]?.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     await client.dispose();
+  });
+
+  it('refuses an upload without a valid key before reading it (401, not the 413 its size would get), and takes it with one', async () => {
+    const upload = (headers: Record<string, string>, rows: string) => {
+      const form = new FormData();
+      form.set('operations', JSON.stringify({ query: 'mutation ($f: File!) { submitBatchJob(input: { model: "iris", file: $f }) { total } }', variables: { f: null } }));
+      form.set('map', JSON.stringify({ 0: ['variables.f'] }));
+      form.set('0', new Blob([rows]), 'rows.csv');
+      return fetch(`${gw.url}/graphql`, { method: 'POST', body: form, headers: { 'x-graphql-yoga-csrf': '1', ...headers } });
+    };
+    const big = '5.1,3.5,1.4,0.2\n'.repeat(100);
+    const anonymous = await upload({}, big);
+    expect(anonymous.status).toBe(401);
+    expect((await anonymous.json()).errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    expect((await upload(a.bearer, big)).status).toBe(413);
+    const small = await upload(a.bearer, '5.1,3.5,1.4,0.2\n');
+    expect(await small.json()).toEqual({ data: { submitBatchJob: { total: 1 } } });
   });
 
   it('refuses a revoked key', async () => {

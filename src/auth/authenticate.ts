@@ -107,6 +107,10 @@ export const credentialsFromHeaders = (headers: { get(name: string): string | nu
   apiKey: headers.get('x-api-key'),
 });
 
+/** The same, from a Node request (before Yoga has made a fetch Request of it). */
+export const credentialsFromNodeHeaders = (headers: Record<string, string | string[] | undefined>): Credentials =>
+  credentialsFromHeaders({ get: (name) => [headers[name]].flat()[0] ?? null });
+
 /**
  * The credentials of a WebSocket connection: graphql-ws's `connection_init` payload
  * (`{ authorization: 'Bearer …' }` or `{ apiKey }`; browsers cannot set headers on a

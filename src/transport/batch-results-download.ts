@@ -23,7 +23,7 @@ const MEDIA_TYPES: Record<ResultFormat, string> = { csv: 'text/csv; charset=utf-
  * GraphQL's error shape), and another key's job is 404 NOT_FOUND like an unknown id (a key
  * with the admin scope reads every job).
  */
-export function batchResultsDownload(deps: { jobs: BatchJobStore; predictions: PredictionStore; authenticate: (headers: { get(name: string): string | null }) => Promise<Principal> }) {
+export function batchResultsDownload(deps: { jobs: BatchJobStore; predictions: PredictionStore; authenticate: (req: IncomingMessage) => Promise<Principal> }) {
   const { jobs, predictions } = deps;
   const refuse = (res: ServerResponse, error: GatewayError) => {
     res.writeHead(error.httpStatus, { 'content-type': 'application/json' });
@@ -51,7 +51,7 @@ export function batchResultsDownload(deps: { jobs: BatchJobStore; predictions: P
     void (async () => {
       let principal: Principal;
       try {
-        principal = await deps.authenticate({ get: (name) => [req.headers[name]].flat()[0] ?? null });
+        principal = await deps.authenticate(req);
       } catch (error) {
         if (error instanceof GatewayError) return refuse(res, error);
         throw error;
