@@ -38,6 +38,8 @@ import { useNoIntrospection } from './transport/use-no-introspection.ts';
 import { isMultipart, readMultipartOperation, Uploads } from './transport/multipart-upload.ts';
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
+import { clientAddress, createRateLimiter } from './transport/rate-limit.ts';
+import { useRateLimit } from './transport/use-rate-limit.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 
 export interface AppOptions {
@@ -172,6 +174,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
   const uploadDir = config.uploadDir ?? join(tmpdir(), 'gateway-uploads');
 
+  // Budgets per caller (RATE_LIMITS), shared by the replicas through Redis when there is one.
+  const rateLimiter = createRateLimiter(config.rateLimits, { redis: redis?.client, prefix: config.redisPrefix });
+
   const sharedSubscriptions = useSharedSubscriptions({
     fields: ['predictionCreated', 'batchJobProgress'],
     maxEvents: options.eventBus?.bufferSize,
@@ -204,12 +209,14 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       loaders: createLoaders(predictions),
       tensorVariables: new TensorVariables(),
       uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
+      clientAddress: clientAddress(initial.req, config.trustProxy),
     }),
     plugins: [
       ...armor.protect().plugins,
       ...(config.introspection ? [] : [useNoIntrospection()]),
       useCsrfPreventionForGet(),
       useTensorVariables(),
+      ...(rateLimiter.enabled ? [useRateLimit(rateLimiter)] : []),
       sharedSubscriptions,
       useErrorMasking(log),
       useGatewayErrors(),

@@ -12,6 +12,27 @@ const wholeNumber = (min: number) =>
     .int({ error: `expected a whole number >= ${min}` })
     .min(min, { error: `expected a whole number >= ${min}` });
 
+const RATE_LIMIT_ITEM = /^(predict|generate|batch|read):(\d+)\/(\d*)(s|m|h)$/;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+/** `predict:1000/1s,generate:5000/1m,…`: points of work per window for each class named. */
+const rateLimits = z
+  .string()
+  .transform((text, ctx) => {
+    const limits: Partial<Record<'predict' | 'generate' | 'batch' | 'read', { points: number; durationS: number }>> = {};
+    for (const item of text.split(',').map((part) => part.trim())) {
+      const match = RATE_LIMIT_ITEM.exec(item);
+      const points = Number(match?.[2]);
+      const durationS = Number(match?.[3] || 1) * UNIT_SECONDS[(match?.[4] ?? 's') as keyof typeof UNIT_SECONDS];
+      if (!match || points < 1 || durationS < 1) {
+        ctx.addIssue({ code: 'custom', message: 'expected class:points/window items such as predict:1000/1s,read:100/1s (classes predict, generate, batch, read; windows in s, m or h)' });
+        return z.NEVER;
+      }
+      limits[match[1] as keyof typeof limits] = { points, durationS };
+    }
+    return limits;
+  });
+
 /** The environment the gateway reads at boot. Every variable is optional. */
 const environmentSchema = z.object({
   /** TCP port for HTTP. 0 picks a free port. @default 4000 */
@@ -101,6 +122,14 @@ const environmentSchema = z.object({
    * by the outbox sweeper, which looks every half of it. @default 10000
    */
   OUTBOX_GRACE_MS: wholeNumber(100).default(10_000),
+  /**
+   * Per-caller budgets of work (an API key, else the client address), by operation class:
+   * rows predicted, tokens generated (`maxTokens`), batch rows, read fields. Unset: no limit.
+   * Shared by every replica through Redis when REDIS_URL is set. @default unset
+   */
+  RATE_LIMITS: rateLimits.optional(),
+  /** The client address is the last X-Forwarded-For entry (set this behind nginx or another proxy). @default false */
+  TRUST_PROXY: booleanFlag.default(false),
   /** Prefix of every Redis channel and key this gateway uses (deployments sharing one Redis use different ones). @default gateway: */
   REDIS_PREFIX: z.string().min(1, { error: 'expected a non-empty prefix' }).default('gateway:'),
   /**
@@ -136,6 +165,9 @@ export type Config = Readonly<{
   /** Unset: events stay in this process. */
   redisUrl: string | undefined;
   redisPrefix: string;
+  /** Per-class budgets; empty: no rate limiting. */
+  rateLimits: Readonly<Partial<Record<'predict' | 'generate' | 'batch' | 'read', Readonly<{ points: number; durationS: number }>>>>;
+  trustProxy: boolean;
   /** Outbox grace period (src/pubsub/outbox.ts). */
   outboxGraceMs: number;
   /** Unset: `gateway-uploads` in the OS temp folder. */
@@ -193,6 +225,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     outboxGraceMs: e.OUTBOX_GRACE_MS,
+    rateLimits: Object.freeze(e.RATE_LIMITS ?? {}),
+    trustProxy: e.TRUST_PROXY,
     uploadDir: e.UPLOAD_DIR,
   });
 }

@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'SERVICE_UNAVAILABLE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'CSRF_HEADER_REQUIRED';
+  | 'CSRF_HEADER_REQUIRED'
+  | 'RATE_LIMITED';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -151,4 +152,18 @@ export function formatPath(path: ReadonlyArray<string | number>): string {
     (out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part),
     '',
   );
+}
+
+/** The caller spent its budget of this class of work (RATE_LIMITS); `retryAfterMs` says when enough of it is back. */
+export class RateLimitedError extends GatewayError {
+  override readonly name = 'RateLimitedError';
+  constructor(operationClass: string, retryAfterMs: number, limit: { points: number; durationS: number }) {
+    super(
+      'RATE_LIMITED',
+      429,
+      `Rate limit of ${limit.points} ${operationClass} per ${limit.durationS} s reached; retry in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s`,
+      { operationClass, retryAfterMs, limit: limit.points, windowSeconds: limit.durationS },
+      Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    );
+  }
 }

@@ -25,6 +25,8 @@ describe('config', () => {
       redisUrl: undefined,
       redisPrefix: 'gateway:',
       outboxGraceMs: 10_000,
+      rateLimits: {},
+      trustProxy: false,
       uploadDir: undefined,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
@@ -48,6 +50,9 @@ describe('config', () => {
     [{ WORKERS: '2.5' }, 'Invalid configuration: WORKERS: expected a whole number >= 1, got "2.5"'],
     [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
     [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
+    [{ RATE_LIMITS: 'predict:10' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items .*, got "predict:10"$/],
+    [{ RATE_LIMITS: 'write:10/1s' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items .*, got "write:10\/1s"$/],
+    [{ RATE_LIMITS: 'read:0/1s' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items/],
     [{ OUTBOX_GRACE_MS: '50' }, 'Invalid configuration: OUTBOX_GRACE_MS: expected a whole number >= 100, got "50"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
   ])('rejects %j in one line', (env, message) => {
@@ -64,6 +69,16 @@ describe('config', () => {
   it('reads LOG_FORMAT', () => {
     expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
     expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+  });
+
+  it('reads RATE_LIMITS: points per window by class, windows in seconds, minutes or hours', () => {
+    expect(loadConfig({ RATE_LIMITS: 'predict:1000/1s, generate:5000/2m,batch:100000/1h,read:50/s' }).rateLimits).toEqual({
+      predict: { points: 1000, durationS: 1 },
+      generate: { points: 5000, durationS: 120 },
+      batch: { points: 100_000, durationS: 3600 },
+      read: { points: 50, durationS: 1 },
+    });
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
   });
 
   it('reads WORKERS', () => {

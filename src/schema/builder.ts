@@ -28,6 +28,10 @@ export interface Context {
   tensorVariables: TensorVariables;
   /** Files sent with a GraphQL multipart request, by the tokens in variables (see transport/multipart-upload.ts). */
   uploads: Uploads;
+  /** Where the request came from (the socket's peer, or the proxy's X-Forwarded-For with TRUST_PROXY): anonymous callers' rate-limit key. */
+  clientAddress: string;
+  /** Who calls: the API key (its id), when one was presented. */
+  principal?: { keyId: string | null };
 }
 
 export const builder = new SchemaBuilder<{
