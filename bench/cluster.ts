@@ -8,9 +8,9 @@
  *   and dropped (WITH (FORCE)) by `stop()`; every Redis key under its prefix is deleted.
  * - `stop()` SIGTERMs the gateways (each logs its group-commit figures on the way out), then
  *   stops nginx, then removes what was created, whatever failed before.
- * - nginx gets its own main config here, not the tests' (test/helpers/nginx.ts): the tests
- *   allow 256 connections per worker, a 1,000-subscriber fan-out through nginx needs two
- *   per subscriber (client side and replica side).
+ * - nginx runs the tests' main config (test/helpers/nginx.ts) with 8,192 connections per
+ *   worker instead of 256: a 1,000-subscriber fan-out through nginx needs two per subscriber
+ *   (client side and replica side).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { findNginx, freePort, GATEWAY_CONF, renderGatewayConf } from '../test/helpers/nginx.ts';
+import { findNginx, freePort, GATEWAY_CONF, mainConf, renderGatewayConf } from '../test/helpers/nginx.ts';
 import { describeExit, startCommand, startServer, stopServer, type ServerProcess } from './processes.ts';
 
 export const POSTGRES_ADMIN_URL = process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -209,23 +209,7 @@ async function startNginx(upstreams: string[]): Promise<{ url: string; workerPid
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-nginx-'));
   chmodSync(dir, 0o755);
   writeFileSync(join(dir, 'gateway.conf'), renderGatewayConf(readFileSync(GATEWAY_CONF, 'utf8'), { upstreams, listen: `127.0.0.1:${port}` }));
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `worker_processes 1;
-worker_rlimit_nofile 20000;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
-http {
-  client_body_temp_path ${dir}/client_body_temp;
-  proxy_temp_path ${dir}/proxy_temp;
-  fastcgi_temp_path ${dir}/fastcgi_temp;
-  uwsgi_temp_path ${dir}/uwsgi_temp;
-  scgi_temp_path ${dir}/scgi_temp;
-  include ${dir}/gateway.conf;
-}
-`,
-  );
+  writeFileSync(join(dir, 'nginx.conf'), mainConf(dir, 8192));
   const stdoutFd = openSync(join(dir, 'access.log'), 'a');
   const child = spawn(nginx, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', stdoutFd, 'pipe'] });
   closeSync(stdoutFd);
