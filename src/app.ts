@@ -318,6 +318,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await this.drain();
       await predictions.drain();
       await outbox?.close();
+      // The history's group commit over this process's life (the bench reads it to report group sizes).
+      if (predictions.commitStats) log.info({ groups: predictions.commitStats.groups, rows: predictions.commitStats.rows }, 'history group commit');
       await yoga.dispose();
       await models.close();
       await redis?.close();
