@@ -2,29 +2,11 @@ import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { countJobs, refusedCheaply } from './helpers/refusals.ts';
 
 const PREDICT = 'mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id label } }';
 const GENERATE = 'subscription { generate(input: { model: "fortune", prompt: "The ", maxTokens: 3, seed: 1 }) { token done predictionId } }';
 const SUBMIT = 'mutation ($f: File!) { submitBatchJob(input: { model: "iris", file: $f }) { id status total } }';
-
-/** ONNX runs of every served version so far (predict batches and generation steps). */
-async function onnxRuns(gw: TestGateway): Promise<number> {
-  const res = await gw.gql<{ models: Array<{ versions: Array<{ stats: { runs: number } }> }> }>('{ models { versions { stats { runs } } } }');
-  return res.body.data!.models.flatMap((m) => m.versions).reduce((sum, v) => sum + v.stats.runs, 0);
-}
-
-const countJobs = async (gw: TestGateway) => (await gw.query<{ n: number }>('SELECT COUNT(*) AS "n" FROM "BatchJob"'))[0]!.n;
-
-/**
- * Runs `refused` and checks it cost nothing: no ONNX run, no prediction row, no batch job
- * (the counts before and after are equal). Returns what `refused` returned.
- */
-async function refusedCheaply<T>(gw: TestGateway, refused: () => Promise<T>): Promise<T> {
-  const before = { runs: await onnxRuns(gw), rows: await gw.countRows(), jobs: await countJobs(gw) };
-  const result = await refused();
-  expect({ runs: await onnxRuns(gw), rows: await gw.countRows(), jobs: await countJobs(gw) }).toEqual(before);
-  return result;
-}
 
 async function answer(res: Response) {
   const text = await res.text();
