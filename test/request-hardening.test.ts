@@ -141,6 +141,21 @@ describe('batched requests (an array of operations in one body)', () => {
   });
 });
 
+describe('errors over WebSocket', () => {
+  it.each([
+    ['a validation error (unknown field)', '{ modelz { name } }', undefined],
+    ['a bad variable value', 'mutation($f: [Float!]!) { predict(input: { model: "iris", features: $f }) { id } }', { f: ['x'] }],
+  ])('%s has the body it has over HTTP: no `extensions.http`', async (_, query, variables) => {
+    const overHttp = (await gw.gql(query, variables)).body.errors!;
+    expect(overHttp[0]!.extensions!.code).toMatch(/GRAPHQL_VALIDATION_FAILED|BAD_USER_INPUT/);
+    const client = wsClient(gw.url);
+    const sub = subscribeWs(client, query, variables);
+    await sub.done;
+    await client.dispose();
+    expect(sub.events).toEqual([{ errors: overHttp }]);
+  });
+});
+
 describe('INTROSPECTION=false', () => {
   let closed: TestGateway;
   beforeAll(async () => {
