@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { readPersistedOperations, type PersistedOperations } from './transport/persisted-operations.ts';
+import { parseAllowedOrigins, type AllowedOrigins } from './transport/origin-check.ts';
 
 const booleanFlag = z
   .enum(['true', 'false', '1', '0'], { error: 'expected true, false, 1 or 0' })
@@ -74,6 +76,21 @@ const environmentSchema = z.object({
    * Not tied to NODE_ENV: the schema is this gateway's manual (GraphiQL's docs pane). @default true
    */
   INTROSPECTION: booleanFlag.default(true),
+  /**
+   * Most an operation may cost (schema/cost.ts: fields, page sizes, tensor elements,
+   * `maxTokens`); a costlier one is refused before it runs with QUERY_TOO_COMPLEX. @default 20000
+   */
+  MAX_QUERY_COST: wholeNumber(1).default(20_000),
+  /**
+   * A JSON file `{ "<id>": "<GraphQL document>", … }`: when set, only these operations run,
+   * named by `documentId` or `extensions.persistedQuery.sha256Hash`. @default unset (any operation)
+   */
+  PERSISTED_OPERATIONS: z.string().min(1).optional(),
+  /**
+   * Origins (comma separated, or `*`) whose pages may open a WebSocket besides the gateway's
+   * own host. @default unset (same host only)
+   */
+  ALLOWED_ORIGINS: z.string().optional(),
   /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
   BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
@@ -155,6 +172,11 @@ export type Config = Readonly<{
   logFormat: 'auto' | 'json' | 'pretty';
   graphiql: boolean;
   introspection: boolean;
+  maxQueryCost: number;
+  /** Unset: any operation runs. */
+  persistedOperations: PersistedOperations | undefined;
+  /** Origins allowed to open WebSockets besides the request's own host. */
+  allowedOrigins: AllowedOrigins;
   /** Processes sharing the port; 1 runs no cluster. */
   workers: number;
   shutdownTimeoutMs: number;
@@ -199,6 +221,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  /** Variables whose value is checked beyond its form (a file to read, a list to parse). */
+  const checked = <T>(name: string, read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      throw new ConfigError(`Invalid configuration: ${name}: ${(error as Error).message}`);
+    }
+  };
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -209,6 +239,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     logFormat: e.LOG_FORMAT,
     graphiql: e.GRAPHIQL,
     introspection: e.INTROSPECTION,
+    maxQueryCost: e.MAX_QUERY_COST,
+    persistedOperations: e.PERSISTED_OPERATIONS === undefined ? undefined : checked('PERSISTED_OPERATIONS', () => readPersistedOperations(e.PERSISTED_OPERATIONS!)),
+    allowedOrigins: e.ALLOWED_ORIGINS === undefined ? [] : checked('ALLOWED_ORIGINS', () => parseAllowedOrigins(e.ALLOWED_ORIGINS!)),
     workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,

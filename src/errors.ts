@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'CSRF_HEADER_REQUIRED'
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  | 'QUERY_TOO_COMPLEX';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -144,6 +145,14 @@ export class CsrfHeaderRequiredError extends GatewayError {
     super('CSRF_HEADER_REQUIRED', 403, `${what} need one of the headers ${headers.map((h) => `\`${h}\``).join(', ')} (any value)`, {
       headers: [...headers],
     });
+  }
+}
+
+/** An operation asks for more work than MAX_QUERY_COST allows (schema/cost.ts says what counts). */
+export class QueryTooComplexError extends GatewayError {
+  override readonly name = 'QueryTooComplexError';
+  constructor(cost: number, limit: number) {
+    super('QUERY_TOO_COMPLEX', 400, `Operation cost ${cost} is over the limit of ${limit}`, { cost, limit });
   }
 }
 

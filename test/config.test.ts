@@ -16,6 +16,9 @@ describe('config', () => {
       logFormat: 'auto',
       graphiql: true,
       introspection: true,
+      maxQueryCost: 20_000,
+      persistedOperations: undefined,
+      allowedOrigins: [],
       workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
@@ -55,6 +58,10 @@ describe('config', () => {
     [{ RATE_LIMITS: 'read:0/1s' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items/],
     [{ OUTBOX_GRACE_MS: '50' }, 'Invalid configuration: OUTBOX_GRACE_MS: expected a whole number >= 100, got "50"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
+    [{ MAX_QUERY_COST: '0' }, 'Invalid configuration: MAX_QUERY_COST: expected a whole number >= 1, got "0"'],
+    [{ ALLOWED_ORIGINS: 'app.example.com' }, 'Invalid configuration: ALLOWED_ORIGINS: expected origins such as https://app.example.com (scheme, host and port only), or *, got `app.example.com`'],
+    [{ ALLOWED_ORIGINS: 'https://app.example.com/path' }, /^Invalid configuration: ALLOWED_ORIGINS: .*got `https:\/\/app.example.com\/path`$/],
+    [{ PERSISTED_OPERATIONS: '/nonexistent/operations.json' }, 'Invalid configuration: PERSISTED_OPERATIONS: cannot read `/nonexistent/operations.json`: ENOENT'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -93,6 +100,43 @@ describe('config', () => {
 
   it('reads the upload limit and folder', () => {
     expect(loadConfig({ MAX_UPLOAD_BYTES: '1048576', UPLOAD_DIR: '/var/tmp/uploads' })).toMatchObject({ maxUploadBytes: 1_048_576, uploadDir: '/var/tmp/uploads' });
+  });
+
+  it('reads MAX_QUERY_COST and ALLOWED_ORIGINS (lower-cased, without a trailing slash; * allows any)', () => {
+    expect(loadConfig({ MAX_QUERY_COST: '500' }).maxQueryCost).toBe(500);
+    expect(loadConfig({ ALLOWED_ORIGINS: 'https://App.example.com/, http://localhost:5173' }).allowedOrigins).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com,*' }).allowedOrigins).toBe('*');
+  });
+
+  describe('PERSISTED_OPERATIONS', () => {
+    const file = (text: string) => {
+      const path = join(mkdtempSync(join(tmpdir(), 'persisted-')), 'operations.json');
+      writeFileSync(path, text);
+      return path;
+    };
+
+    it('reads the id → document map', () => {
+      const path = file(JSON.stringify({ abc: '{ models { name } }', def: 'mutation P { predict(input: { model: "iris", features: [1, 2, 3, 4] }) { id } }' }));
+      expect([...loadConfig({ PERSISTED_OPERATIONS: path }).persistedOperations!.keys()]).toEqual(['abc', 'def']);
+    });
+
+    it.each([
+      ['bad JSON', '{ "abc": ', /^Invalid configuration: PERSISTED_OPERATIONS: `.*operations\.json` is not JSON: .*$/],
+      ['an array', '["{ models { name } }"]', /^Invalid configuration: PERSISTED_OPERATIONS: `.*` must hold one JSON object of id → GraphQL document$/],
+      ['a value that is not a string', '{ "abc": 1 }', /^Invalid configuration: PERSISTED_OPERATIONS: `.*`: the value of `abc` is not a string$/],
+      ['a document that does not parse', '{ "abc": "{ models { name }" }', /^Invalid configuration: PERSISTED_OPERATIONS: `.*`: the document of `abc` does not parse: Syntax Error: Expected Name, found <EOF>\.$/],
+    ])('refuses %s in one line', (_, text, message) => {
+      const env = { PERSISTED_OPERATIONS: file(text) };
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(message);
+      let thrown: unknown;
+      try {
+        loadConfig(env);
+      } catch (error) {
+        thrown = error;
+      }
+      expect((thrown as Error).message).not.toContain('\n');
+    });
   });
 
   it('reads .env, with the real environment winning', () => {

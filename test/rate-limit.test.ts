@@ -119,6 +119,17 @@ describe('recovery', () => {
     }
   });
 
+  it('an operation the cost limit refuses is not charged to the budget', async () => {
+    const gw = await startGateway({ env: { RATE_LIMITS: 'predict:2/1m', MAX_QUERY_COST: '50' } });
+    try {
+      const tooCostly = await predict(gw, 2500); // 10,000 elements: cost 50 and more
+      expect(tooCostly.body.errors![0]!.extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX' });
+      expect((await predict(gw, 2)).body.data.predict.id).toBeTypeOf('string');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('without RATE_LIMITS nothing is limited', async () => {
     const gw = await startGateway();
     try {

@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { DateTimeResolver } from 'graphql-scalars';
 import { BadUserInputError } from '../errors.ts';
@@ -45,7 +46,11 @@ export const builder = new SchemaBuilder<{
 }>({
   // Fields are non-null unless they say `nullable: true`: the contract spells out every nullable one.
   defaultFieldNullability: false,
-  plugins: [ValidationPlugin],
+  plugins: [ValidationPlugin, ComplexityPlugin],
+  // Fields declare their cost (schema/cost.ts); transport/use-cost-limit.ts checks the total
+  // before execution, with the variables. The plugin's own check runs inside the root
+  // resolvers, too late for a 400, so it is off.
+  complexity: { disabled: true },
   validation: {
     // Argument validation failures become BAD_USER_INPUT with every issue listed.
     validationError: (failure) =>

@@ -5,6 +5,7 @@ import type { PredictionRecord } from '../serving/records.ts';
 import { noteOperation } from '../observability/use-operation-log.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
+import { EDGES_COST, pageCost, predictCost } from './cost.ts';
 import { cursorCodec, pageInfoOf, PageInfoRef } from './pagination.ts';
 import { TensorInputRef, TensorRef } from './tensor.ts';
 
@@ -67,6 +68,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
       type: [ClassScoreRef],
       nullable: true,
       description: 'Classifiers: classes by probability, highest first.',
+      complexity: (args) => ({ field: 1, multiplier: Math.max(1, args.top ?? 10) }),
       args: {
         top: t.arg.int({
           description: 'Return only this many classes (at least 1).',
@@ -117,7 +119,7 @@ const PredictionConnectionRef = builder
   .implement({
     description: 'A page of the prediction history, newest first.',
     fields: (t) => ({
-      edges: t.field({ type: [PredictionEdgeRef], description: 'The page.', resolve: (c) => c.records }),
+      edges: t.field({ type: [PredictionEdgeRef], description: 'The page.', complexity: EDGES_COST, resolve: (c) => c.records }),
       pageInfo: t.field({
         type: PageInfoRef,
         description: 'Where this page sits.',
@@ -141,6 +143,7 @@ builder.queryFields((t) => ({
   predictions: t.field({
     type: PredictionConnectionRef,
     description: 'The prediction history, newest first, optionally filtered.',
+    complexity: (args) => pageCost(args.first, 20, MAX_PAGE),
     args: {
       model: t.arg.string({ description: 'Only this model.' }),
       version: t.arg.int({ description: 'Only this version.' }),
@@ -185,6 +188,7 @@ builder.mutationFields((t) => ({
     type: PredictionRef,
     description: 'Runs a model on one request and stores the prediction; answers after the row is committed.',
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
+    complexity: (args, ctx) => predictCost(args.input, ctx),
     resolve: async (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
       const record = await ctx.predictionService.predict({

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { getOperationAST, Kind, type DocumentNode, type FieldNode, type GraphQLSchema, type SelectionSetNode } from 'graphql';
+import { getOperationAST, Kind, type DocumentNode, type ExecutionResult, type FieldNode, type GraphQLSchema, type SelectionSetNode } from 'graphql';
 import { getArgumentValues } from 'graphql/execution/values.js';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../schema/builder.ts';
@@ -90,26 +90,34 @@ async function costsOf(schema: GraphQLSchema, document: DocumentNode, operationN
  * Retry-After over HTTP, before any resolver, inference or database write.
  */
 export function useRateLimit(limiter: RateLimiter): Plugin<Context> {
-  const check = async (
-    args: { schema: GraphQLSchema; document: DocumentNode; operationName?: string | null; variableValues?: Args | null; contextValue: Context },
-    refuse: (result: { errors: ReturnType<typeof gatewayGraphQLError>[] }) => void,
-  ) => {
+  /** The refusal, or undefined once the operation is charged. */
+  const charge = async (args: {
+    schema: GraphQLSchema;
+    document: DocumentNode;
+    operationName?: string | null;
+    variableValues?: Args | null;
+    contextValue: Context;
+  }): Promise<ExecutionResult | undefined> => {
     const ctx = args.contextValue;
     const caller = ctx.principal?.keyId ? `key:${ctx.principal.keyId}` : `addr:${ctx.clientAddress}`;
     try {
       await limiter.charge(caller, await costsOf(args.schema, args.document, args.operationName, args.variableValues ?? {}, ctx));
+      return undefined;
     } catch (error) {
       const gateway = gatewayErrorIn(error);
       if (!gateway) throw error;
-      refuse({ errors: [gatewayGraphQLError(gateway, undefined, isHttp(ctx))] });
+      return { errors: [gatewayGraphQLError(gateway, undefined, isHttp(ctx))] };
     }
   };
+  // The charge runs when the operation does, inside its execute/subscribe function: a plugin
+  // after this one that refuses the operation outright (the cost limit) replaces that function,
+  // so a refused operation is never charged; the plugins after it (the operation log) still see it.
   return {
-    onExecute: async ({ args, setResultAndStopExecution }) => {
-      await check(args, setResultAndStopExecution);
+    onExecute({ executeFn, setExecuteFn }) {
+      setExecuteFn(async (args) => (await charge(args as never)) ?? (executeFn(args) as Promise<ExecutionResult>));
     },
-    onSubscribe: async ({ args, setResultAndStopExecution }) => {
-      await check(args, setResultAndStopExecution);
+    onSubscribe({ subscribeFn, setSubscribeFn }) {
+      setSubscribeFn(async (args) => (await charge(args as never)) ?? (subscribeFn(args) as Promise<ExecutionResult>));
     },
   };
 }
