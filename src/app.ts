@@ -42,6 +42,7 @@ import { TensorVariables, useTensorVariables } from './transport/use-tensor-vari
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
 import { clientAddress, createRateLimiter } from './transport/rate-limit.ts';
 import { useRateLimit } from './transport/use-rate-limit.ts';
+import { corsOptions } from './transport/origin-check.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 
 export interface AppOptions {
@@ -191,6 +192,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
+    cors: corsOptions(config.allowedOrigins),
     // GraphiQL subscribes over GET, which needs the CSRF header (transport/csrf-prevention.ts).
     graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway', defaultQuery: GRAPHIQL_DEFAULT_QUERY, additionalHeaders: { [CSRF_HEADERS[0]]: '1' } } : false,
     // GraphiQL's assets are served from the package, not a CDN: works offline and behind

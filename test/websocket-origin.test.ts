@@ -54,4 +54,32 @@ describe('ALLOWED_ORIGINS', () => {
   it('* takes any origin', async () => {
     expect((await upgrade(any.url, { origin: 'https://evil.example' })).status).toBe(101);
   });
+
+  it('drive CORS the same way: a preflight from a listed origin is granted (no credentials), from another is not', async () => {
+    const preflight = (gw: TestGateway, origin: string) =>
+      fetch(`${gw.url}/graphql`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+    const granted = await preflight(listed, 'https://app.example.com');
+    expect(granted.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(granted.headers.get('access-control-allow-credentials')).toBeNull();
+    expect((await preflight(listed, 'https://evil.example')).headers.get('access-control-allow-origin')).toBeNull();
+    const anyOrigin = await preflight(any, 'https://evil.example');
+    expect(anyOrigin.headers.get('access-control-allow-origin')).toBe('https://evil.example'); // Yoga echoes the origin for *
+    expect(anyOrigin.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+});
+
+describe('CORS without ALLOWED_ORIGINS', () => {
+  it('grants no other origin a preflight, so a page elsewhere cannot POST JSON (Yoga alone would grant any, with credentials)', async () => {
+    const gw = await startGateway();
+    try {
+      const res = await fetch(`${gw.url}/graphql`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
+      expect(res.headers.get('access-control-allow-origin')).toBeNull();
+      expect(res.headers.get('access-control-allow-credentials')).toBeNull();
+    } finally {
+      await gw.close();
+    }
+  });
 });

@@ -41,3 +41,21 @@ export function parseAllowedOrigins(value: string): AllowedOrigins {
   }
   return entries;
 }
+
+/**
+ * Yoga's CORS for ALLOWED_ORIGINS, so a browser page elsewhere gets the same answer over HTTP
+ * as over WebSocket: none besides the gateway's own pages by default (Yoga's own default
+ * grants every origin, credentials included), the listed ones, or any with `*`. A refused
+ * origin gets no CORS header at all (Yoga would answer `Access-Control-Allow-Origin: null`,
+ * which grants the opaque origin of sandboxed frames). Never with credentials: API keys
+ * travel in headers, not cookies.
+ */
+export function corsOptions(allowed: AllowedOrigins) {
+  const granted = (origin: string) => ({ origin, credentials: false, exposedHeaders: ['x-request-id', 'retry-after'] });
+  return (request: Request) => {
+    const origin = request.headers.get('origin')?.trim().toLowerCase().replace(/\/$/, '');
+    if (!origin) return false as const;
+    if (allowed === '*') return granted('*');
+    return allowed.includes(origin) ? granted(origin) : (false as const);
+  };
+}
