@@ -23,6 +23,8 @@ export interface LoadTarget {
   url: string;
   /** JSON request body, sent with content-type application/json. */
   body: string;
+  /** When set, each request's body instead (e.g. unique inputs); `body` is then only the first. */
+  nextBody?: () => string;
 }
 
 export interface LoadRun {
@@ -104,6 +106,7 @@ export async function runLoad(target: LoadTarget, connections: number, durationS
           path: url.pathname + url.search,
           headers: { 'content-type': 'application/json' },
           body: target.body,
+          ...(target.nextBody ? { setupRequest: (request: autocannon.Request) => ({ ...request, body: target.nextBody!() }) } : {}),
           onResponse: (status, body) => {
             if (status >= 200 && status < 300 && !body.includes('"errors"')) ok++;
           },

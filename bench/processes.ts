@@ -4,8 +4,9 @@
  * `killAllChildren()` (and the process 'exit' hook installed by `installCleanup()`) can SIGKILL
  * whatever is still running when the bench fails, is interrupted or forgets one.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface ExitStatus {
@@ -216,4 +217,17 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, message: string):
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The gateway exactly as `npm start` runs it: builds the bundle (the `prestart` step), then
+ * splits the `start` script (`node <flags> <script>`) into node flags and the script.
+ */
+export function startCommand(repoRoot: string): { nodeArgs: string[]; script: string } {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
+  const { scripts } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const start = scripts.start;
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== 'node' || words.length < 2) throw new Error(`unexpected start script: ${start}`);
+  return { nodeArgs: words.slice(1, -1), script: words.at(-1)! };
 }

@@ -9,6 +9,7 @@ import type { LoadRun, LoadStep } from './load.ts';
 import { renderAmplification, type AmplificationFigure } from './amplification.ts';
 import { renderBatch, type BatchBenchResult } from './batch.ts';
 import { renderKvCache, type KvCacheFigure } from './kv-cache.ts';
+import { renderScaleOut, type ScaleOutResult } from './scale-out.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
 
@@ -49,6 +50,8 @@ export interface BenchResult {
   amplification: AmplificationFigure[] | null;
   /** Batch jobs: throughput, online priority during a job, the CLI; null when the section did not run. */
   batch: BatchBenchResult | null;
+  /** PostgreSQL group commit, replicas behind nginx, response cache, subscription fan-out (null parts did not run). */
+  scaleOut: ScaleOutResult;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -196,6 +199,9 @@ export function renderMarkdown(r: BenchResult): string {
 
   out.push('## Batch jobs', '');
   out.push(...(r.batch ? renderBatch(r.batch, r.rawOnnx) : ['Not run (see notes).']), '');
+
+  out.push('## Scale-out (PostgreSQL, Redis, nginx)', '');
+  out.push(...renderScaleOut(r.scaleOut, r.settings.durationS));
 
   out.push('## Read benchmark', '');
   out.push('`{ predictions(first: 100) { edges { node { id label createdAt model { name kind versions { version status } } } } } }`', '');

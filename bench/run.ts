@@ -6,6 +6,12 @@
  *   npm run bench -- [--duration 10] [--connections 1,16,64,256] [--peer http://127.0.0.1:8100/predict]
  *                    [--quick] [--out bench/results] [--only batch,raw-onnx,…]
  *
+ * The scale-out sections (`postgres-commit`, `replicas`, `response-cache`, `fan-out`; scale-out.ts)
+ * need PostgreSQL on 127.0.0.1:5432 (trust), Redis on 127.0.0.1:6379 and nginx on PATH; each
+ * row gets a fresh database and Redis prefix, removed afterwards. `BENCH_FAN_OUT_RATES=50,10`,
+ * `BENCH_FAN_OUT_SUBSCRIBERS=1000` and `BENCH_FAN_OUT_CPU_PROF=<dir>` (profile the one-process
+ * gateway with --cpu-prof) adjust the fan-out.
+ *
  * `--only` runs the named sections alone (SECTIONS below; `batch` brings `raw-onnx`, the
  * reference row of its table); such a partial report is written as `<time>-only-….md` and
  * `.json`, and `latest.*` is left alone.
@@ -18,18 +24,18 @@
  *   report is still written with what was measured), 2 for bad options.
  * - Progress goes to stderr; stdout carries only the markdown report.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { assertLoopback, runStep, type LoadStep, type LoadTarget } from './load.ts';
-import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss, startServer, stopServer, type ServerProcess } from './processes.ts';
+import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss, startCommand, startServer, stopServer, type ServerProcess } from './processes.ts';
 import { runAmplificationBench } from './amplification.ts';
 import { batchTargets, runBatchBench } from './batch.ts';
 import { runKvCacheBench } from './kv-cache.ts';
+import { runFanOutBench, runPostgresCommitBench, runReplicasBench, runResponseCacheBench } from './scale-out.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
 import { computeTargets, errorCount, renderMarkdown, writeResults, type BenchResult, type ServerKey, type ServerRun } from './report.ts';
@@ -39,7 +45,7 @@ const READ_CONNECTIONS = 16;
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Section names for `--only`, in the order they run. */
-const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'peer'] as const;
+const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'postgres-commit', 'replicas', 'response-cache', 'fan-out', 'peer'] as const;
 type SectionId = (typeof SECTIONS)[number];
 
 interface Options {
@@ -136,19 +142,6 @@ function countPredictions(dbFile: string): number {
  * A server started here: start, probe, load steps, optional extra work (`after`), peak RSS, SIGTERM.
  * For gateways (`dbFile` set), counts the stored rows once the process has exited.
  */
-/**
- * The gateway exactly as `npm start` runs it: builds the bundle (the `prestart` step), then
- * splits the `start` script (`node <flags> <script>`) into node flags and the script.
- */
-export function startCommand(): { nodeArgs: string[]; script: string } {
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
-  const { scripts } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  const start = scripts.start;
-  const words = start.trim().split(/\s+/);
-  if (words[0] !== 'node' || words.length < 2) throw new Error(`unexpected start script: ${start}`);
-  return { nodeArgs: words.slice(1, -1), script: words.at(-1)! };
-}
-
 async function runChild(
   key: ServerKey,
   label: string,
@@ -207,7 +200,7 @@ async function runGateway(
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-gateway-'));
   tempDirs.add(dir);
   const dbFile = join(dir, 'bench.db');
-  const { nodeArgs, script } = startCommand();
+  const { nodeArgs, script } = startCommand(REPO_ROOT);
   try {
     return await runChild(
       key,
@@ -252,7 +245,12 @@ async function main(): Promise<number> {
   const runs = (id: SectionId) => options.only === null || options.only.has(id);
   const servers = (['ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync'] as const).filter(runs).length + (options.peer && runs('peer') ? 1 : 0);
   const estimateS =
-    servers * options.connections.length * (options.durationS + WARMUP_S + 1) + (runs('gateway-on') ? options.durationS + WARMUP_S : 0) + 30 + (runs('batch') ? 3 * options.durationS + WARMUP_S + 40 : 0);
+    servers * options.connections.length * (options.durationS + WARMUP_S + 1) + (runs('gateway-on') ? options.durationS + WARMUP_S : 0) + 30 + (runs('batch') ? 3 * options.durationS + WARMUP_S + 40 : 0) +
+    // Scale-out: a fresh topology per row, ~8 s to start each.
+    (runs('postgres-commit') ? 6 * (options.durationS + WARMUP_S + 8) : 0) +
+    (runs('replicas') ? 4 * (options.durationS + WARMUP_S + 10) : 0) +
+    (runs('response-cache') ? 6 * (options.durationS + WARMUP_S) + 20 : 0) +
+    (runs('fan-out') ? 4 * (2 * options.durationS + 40) : 0);
   log(`os.availableParallelism() = ${machine.availableParallelism} (${machine.cpu}), Node ${machine.node}; the load generator shares these cores with the server`);
   log(`duration ${options.durationS} s per step, connections ${options.connections.join(',')}, peer ${options.peer ?? 'none'}; about ${Math.ceil(estimateS / 60)} min`);
 
@@ -265,6 +263,7 @@ async function main(): Promise<number> {
     kvCache: null,
     amplification: null,
     batch: null,
+    scaleOut: { fanOut: null, replicas: null, postgresCommit: null, responseCache: null },
     read: { load: null, statements: null },
     targets: [],
     notes: [],
@@ -319,14 +318,28 @@ async function main(): Promise<number> {
   });
   await section('memory', 'memory per request', async () => {
     log('memory amplification of big requests: one fresh gateway per request form, ~1 min');
-    const { nodeArgs, script } = startCommand();
+    const { nodeArgs, script } = startCommand(REPO_ROOT);
     result.amplification = await runAmplificationBench(REPO_ROOT, script, nodeArgs);
   });
   await section('batch', 'batch jobs', async () => {
     log(`batch jobs: a 100,000-row CSV through a fresh gateway, then predict at 16 connections idle and during a job (${options.durationS} s each), then the CLI; ~${Math.ceil((3 * options.durationS + WARMUP_S + 40) / 10) * 10} s`);
-    const { nodeArgs, script } = startCommand();
+    const { nodeArgs, script } = startCommand(REPO_ROOT);
     result.batch = await runBatchBench({ repoRoot: REPO_ROOT, script, nodeArgs, durationS: options.durationS, warmupS: WARMUP_S });
     if (result.batch.crashes.length > 0) throw new Error(result.batch.crashes.join('; '));
+  });
+  // Scale-out (issue 10): PostgreSQL, Redis and nginx on 127.0.0.1.
+  const scaleOut = { repoRoot: REPO_ROOT, durationS: options.durationS, warmupS: WARMUP_S, log };
+  await section('postgres-commit', 'group commit on PostgreSQL and SQLite', async () => {
+    result.scaleOut.postgresCommit = await runPostgresCommitBench(scaleOut);
+  });
+  await section('replicas', 'one process vs two replicas behind nginx', async () => {
+    result.scaleOut.replicas = await runReplicasBench(scaleOut);
+  });
+  await section('response-cache', 'response cache hits and misses', async () => {
+    result.scaleOut.responseCache = await runResponseCacheBench(scaleOut);
+  });
+  await section('fan-out', 'subscription fan-out', async () => {
+    result.scaleOut.fanOut = await runFanOutBench(scaleOut);
   });
   if (options.peer) {
     const peer = options.peer;

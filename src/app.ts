@@ -36,9 +36,14 @@ import { createPredictionRepository } from './store/prediction-repository.ts';
 import { readBodyWithin, refuseUnread } from './transport/body-limit.ts';
 import { CSRF_HEADERS, postRefusal, useCsrfPreventionForGet } from './transport/csrf-prevention.ts';
 import { useNoIntrospection } from './transport/use-no-introspection.ts';
+import { useCostLimit } from './transport/use-cost-limit.ts';
+import { persistedOperationsOnly } from './transport/use-persisted-operations.ts';
 import { isMultipart, readMultipartOperation, Uploads } from './transport/multipart-upload.ts';
 import { TensorVariables, useTensorVariables } from './transport/use-tensor-variables.ts';
 import { useSharedSubscriptions } from './transport/use-shared-subscriptions.ts';
+import { clientAddress, createRateLimiter } from './transport/rate-limit.ts';
+import { useRateLimit } from './transport/use-rate-limit.ts';
+import { corsOptions } from './transport/origin-check.ts';
 import { attachWebSocket } from './transport/websocket.ts';
 import { createAuthenticator, credentialsFromHeaders, credentialsFromNodeHeaders } from './auth/authenticate.ts';
 import { ownerOf, type Principal } from './auth/principal.ts';
@@ -65,19 +70,20 @@ export interface AppOptions {
  * Operation limits (GraphQL Armor). Generous for real clients; send large tensors as
  * variables, which do not count as tokens. Field suggestions stay on for GraphiQL users.
  * The standard introspection query (`__schema`, 21 levels with every option) is exempt
- * from depth and cost so GraphiQL's docs and codegen tools work; the token, alias and
- * directive limits still bound it. `__type` lookups are not exempt.
+ * from depth so GraphiQL's docs and codegen tools work; the token, alias and directive
+ * limits still bound it. `__type` lookups are not exempt. Armor's cost limit is off: it
+ * sees neither variables nor tensor sizes; MAX_QUERY_COST (transport/use-cost-limit.ts) does.
  */
 const armor = new EnvelopArmor({
   maxDepth: { n: 20, ignoreIntrospection: true },
   maxAliases: { n: 50 },
   maxTokens: { n: 20_000 },
   maxDirectives: { n: 50 },
-  costLimit: { maxCost: 20_000, ignoreIntrospection: true },
+  costLimit: { enabled: false },
   blockFieldSuggestion: { enabled: false },
 });
 
-const GRAPHIQL_DEFAULT_QUERY = `# Predict with a shipped model, selecting only what you need:
+export const GRAPHIQL_DEFAULT_QUERY = `# Predict with a shipped model, selecting only what you need:
 mutation Predict {
   predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) {
     id
@@ -182,6 +188,11 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
   const uploadDir = config.uploadDir ?? join(tmpdir(), 'gateway-uploads');
 
+  // Budgets per caller (RATE_LIMITS), shared by the replicas through Redis when there is one.
+  const rateLimiter = createRateLimiter(config.rateLimits, { redis: redis?.client, prefix: config.redisPrefix });
+
+  // PERSISTED_OPERATIONS: only the listed operations run, over HTTP, SSE and WebSocket.
+  const persisted = config.persistedOperations && persistedOperationsOnly(config.persistedOperations);
   const sharedSubscriptions = useSharedSubscriptions({
     fields: ['predictionCreated', 'batchJobProgress'],
     // Keys without the admin scope see only their own objects: only subscribers of one key share an execution.
@@ -193,6 +204,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
+    cors: corsOptions(config.allowedOrigins),
     // GraphiQL subscribes over GET, which needs the CSRF header (transport/csrf-prevention.ts).
     graphiql: config.graphiql ? { title: 'ONNX GraphQL gateway', defaultQuery: GRAPHIQL_DEFAULT_QUERY, additionalHeaders: { [CSRF_HEADERS[0]]: '1' } } : false,
     // GraphiQL's assets are served from the package, not a CDN: works offline and behind
@@ -219,14 +231,19 @@ export async function createApp(config: Config, options: AppOptions = {}) {
         loaders: createLoaders(predictions, ownerOf(principal)),
         tensorVariables: new TensorVariables(),
         uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
+        clientAddress: clientAddress(initial.req, config.trustProxy),
         principal,
       };
     },
     plugins: [
+      ...(persisted ? [persisted.plugin] : []),
       ...armor.protect().plugins,
       ...(config.introspection ? [] : [useNoIntrospection()]),
       useCsrfPreventionForGet(),
       useTensorVariables(),
+      // Charged when the operation runs; the cost limit after it replaces a too costly one, which is then never charged.
+      ...(rateLimiter.enabled ? [useRateLimit(rateLimiter)] : []),
+      useCostLimit(config.maxQueryCost),
       sharedSubscriptions,
       useErrorMasking(log),
       useGatewayErrors(),
@@ -303,7 +320,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     modelsLoaded,
     /** Serves graphql-transport-ws on the server's /graphql path. */
     attachWebSocket(server: Server) {
-      sockets.push(attachWebSocket(server, yoga, log, { maxPayload: MAX_BODY_BYTES, authenticate: auth.principalFor }));
+      sockets.push(attachWebSocket(server, yoga, log, { maxPayload: MAX_BODY_BYTES, allowedOrigins: config.allowedOrigins, params: persisted?.params, authenticate: auth.principalFor }));
     },
     /** Work that shutdown would abandon now (logged when its deadline passes). */
     inFlight: () => ({
@@ -331,6 +348,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await this.drain();
       await predictions.drain();
       await outbox?.close();
+      // The history's group commit over this process's life (the bench reads it to report group sizes).
+      if (predictions.commitStats) log.info({ groups: predictions.commitStats.groups, rows: predictions.commitStats.rows }, 'history group commit');
       await yoga.dispose();
       await models.close();
       await redis?.close();

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { readPersistedOperations, type PersistedOperations } from './transport/persisted-operations.ts';
+import { parseAllowedOrigins, type AllowedOrigins } from './transport/origin-check.ts';
 
 const booleanFlag = z
   .enum(['true', 'false', '1', '0'], { error: 'expected true, false, 1 or 0' })
@@ -11,6 +13,27 @@ const wholeNumber = (min: number) =>
     .number({ error: `expected a whole number >= ${min}` })
     .int({ error: `expected a whole number >= ${min}` })
     .min(min, { error: `expected a whole number >= ${min}` });
+
+const RATE_LIMIT_ITEM = /^(predict|generate|batch|read):(\d+)\/(\d*)(s|m|h)$/;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+/** `predict:1000/1s,generate:5000/1m,…`: points of work per window for each class named. */
+const rateLimits = z
+  .string()
+  .transform((text, ctx) => {
+    const limits: Partial<Record<'predict' | 'generate' | 'batch' | 'read', { points: number; durationS: number }>> = {};
+    for (const item of text.split(',').map((part) => part.trim())) {
+      const match = RATE_LIMIT_ITEM.exec(item);
+      const points = Number(match?.[2]);
+      const durationS = Number(match?.[3] || 1) * UNIT_SECONDS[(match?.[4] ?? 's') as keyof typeof UNIT_SECONDS];
+      if (!match || points < 1 || durationS < 1) {
+        ctx.addIssue({ code: 'custom', message: 'expected class:points/window items such as predict:1000/1s,read:100/1s (classes predict, generate, batch, read; windows in s, m or h)' });
+        return z.NEVER;
+      }
+      limits[match[1] as keyof typeof limits] = { points, durationS };
+    }
+    return limits;
+  });
 
 /** The environment the gateway reads at boot. Every variable is optional. */
 const environmentSchema = z.object({
@@ -59,6 +82,21 @@ const environmentSchema = z.object({
    * valid key (`npm run gateway -- keys create`), with the scope it needs. @default off
    */
   AUTH_MODE: z.enum(['off', 'required'], { error: 'expected off or required' }).default('off'),
+  /**
+   * Most an operation may cost (schema/cost.ts: fields, page sizes, tensor elements,
+   * `maxTokens`); a costlier one is refused before it runs with QUERY_TOO_COMPLEX. @default 20000
+   */
+  MAX_QUERY_COST: wholeNumber(1).default(20_000),
+  /**
+   * A JSON file `{ "<id>": "<GraphQL document>", … }`: when set, only these operations run,
+   * named by `documentId` or `extensions.persistedQuery.sha256Hash`. @default unset (any operation)
+   */
+  PERSISTED_OPERATIONS: z.string().min(1).optional(),
+  /**
+   * Origins (comma separated, or `*`) whose pages may open a WebSocket besides the gateway's
+   * own host. @default unset (same host only)
+   */
+  ALLOWED_ORIGINS: z.string().optional(),
   /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
   BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
@@ -107,6 +145,14 @@ const environmentSchema = z.object({
    * by the outbox sweeper, which looks every half of it. @default 10000
    */
   OUTBOX_GRACE_MS: wholeNumber(100).default(10_000),
+  /**
+   * Per-caller budgets of work (an API key, else the client address), by operation class:
+   * rows predicted, tokens generated (`maxTokens`), batch rows, read fields. Unset: no limit.
+   * Shared by every replica through Redis when REDIS_URL is set. @default unset
+   */
+  RATE_LIMITS: rateLimits.optional(),
+  /** The client address is the last X-Forwarded-For entry (set this behind nginx or another proxy). @default false */
+  TRUST_PROXY: booleanFlag.default(false),
   /** Prefix of every Redis channel and key this gateway uses (deployments sharing one Redis use different ones). @default gateway: */
   REDIS_PREFIX: z.string().min(1, { error: 'expected a non-empty prefix' }).default('gateway:'),
   /**
@@ -132,6 +178,11 @@ export type Config = Readonly<{
   logFormat: 'auto' | 'json' | 'pretty';
   graphiql: boolean;
   introspection: boolean;
+  maxQueryCost: number;
+  /** Unset: any operation runs. */
+  persistedOperations: PersistedOperations | undefined;
+  /** Origins allowed to open WebSockets besides the request's own host. */
+  allowedOrigins: AllowedOrigins;
   /** API keys: `off` (default) or `required` (src/auth/). */
   authMode: 'off' | 'required';
   /** Processes sharing the port; 1 runs no cluster. */
@@ -144,6 +195,9 @@ export type Config = Readonly<{
   /** Unset: events stay in this process. */
   redisUrl: string | undefined;
   redisPrefix: string;
+  /** Per-class budgets; empty: no rate limiting. */
+  rateLimits: Readonly<Partial<Record<'predict' | 'generate' | 'batch' | 'read', Readonly<{ points: number; durationS: number }>>>>;
+  trustProxy: boolean;
   /** Outbox grace period (src/pubsub/outbox.ts). */
   outboxGraceMs: number;
   /** Unset: `gateway-uploads` in the OS temp folder. */
@@ -175,6 +229,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  /** Variables whose value is checked beyond its form (a file to read, a list to parse). */
+  const checked = <T>(name: string, read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      throw new ConfigError(`Invalid configuration: ${name}: ${(error as Error).message}`);
+    }
+  };
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -186,6 +248,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     graphiql: e.GRAPHIQL,
     introspection: e.INTROSPECTION,
     authMode: e.AUTH_MODE,
+    maxQueryCost: e.MAX_QUERY_COST,
+    persistedOperations: e.PERSISTED_OPERATIONS === undefined ? undefined : checked('PERSISTED_OPERATIONS', () => readPersistedOperations(e.PERSISTED_OPERATIONS!)),
+    allowedOrigins: e.ALLOWED_ORIGINS === undefined ? [] : checked('ALLOWED_ORIGINS', () => parseAllowedOrigins(e.ALLOWED_ORIGINS!)),
     workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,
@@ -202,6 +267,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     outboxGraceMs: e.OUTBOX_GRACE_MS,
+    rateLimits: Object.freeze(e.RATE_LIMITS ?? {}),
+    trustProxy: e.TRUST_PROXY,
     uploadDir: e.UPLOAD_DIR,
   });
 }

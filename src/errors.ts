@@ -16,7 +16,9 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'CSRF_HEADER_REQUIRED'
   | 'UNAUTHENTICATED'
-  | 'FORBIDDEN';
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'QUERY_TOO_COMPLEX';
 
 /** One problem in a request, located by its path in the operation's arguments. */
 export interface InputIssue {
@@ -164,9 +166,31 @@ export class ForbiddenError extends GatewayError {
   }
 }
 
+/** An operation asks for more work than MAX_QUERY_COST allows (schema/cost.ts says what counts). */
+export class QueryTooComplexError extends GatewayError {
+  override readonly name = 'QueryTooComplexError';
+  constructor(cost: number, limit: number) {
+    super('QUERY_TOO_COMPLEX', 400, `Operation cost ${cost} is over the limit of ${limit}`, { cost, limit });
+  }
+}
+
 export function formatPath(path: ReadonlyArray<string | number>): string {
   return path.reduce<string>(
     (out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${part}` : part),
     '',
   );
+}
+
+/** The caller spent its budget of this class of work (RATE_LIMITS); `retryAfterMs` says when enough of it is back. */
+export class RateLimitedError extends GatewayError {
+  override readonly name = 'RateLimitedError';
+  constructor(operationClass: string, retryAfterMs: number, limit: { points: number; durationS: number }) {
+    super(
+      'RATE_LIMITED',
+      429,
+      `Rate limit of ${limit.points} ${operationClass} per ${limit.durationS} s reached; retry in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s`,
+      { operationClass, retryAfterMs, limit: limit.points, windowSeconds: limit.durationS },
+      Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    );
+  }
 }

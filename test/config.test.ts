@@ -17,6 +17,9 @@ describe('config', () => {
       graphiql: true,
       introspection: true,
       authMode: 'off',
+      maxQueryCost: 20_000,
+      persistedOperations: undefined,
+      allowedOrigins: [],
       workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
@@ -26,6 +29,8 @@ describe('config', () => {
       redisUrl: undefined,
       redisPrefix: 'gateway:',
       outboxGraceMs: 10_000,
+      rateLimits: {},
+      trustProxy: false,
       uploadDir: undefined,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
@@ -50,8 +55,15 @@ describe('config', () => {
     [{ WORKERS: '2.5' }, 'Invalid configuration: WORKERS: expected a whole number >= 1, got "2.5"'],
     [{ MAX_BATCH_ROWS: '0' }, 'Invalid configuration: MAX_BATCH_ROWS: expected a whole number >= 1, got "0"'],
     [{ BATCH_CHUNK_ROWS: '1.5' }, 'Invalid configuration: BATCH_CHUNK_ROWS: expected a whole number >= 1, got "1.5"'],
+    [{ RATE_LIMITS: 'predict:10' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items .*, got "predict:10"$/],
+    [{ RATE_LIMITS: 'write:10/1s' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items .*, got "write:10\/1s"$/],
+    [{ RATE_LIMITS: 'read:0/1s' }, /^Invalid configuration: RATE_LIMITS: expected class:points\/window items/],
     [{ OUTBOX_GRACE_MS: '50' }, 'Invalid configuration: OUTBOX_GRACE_MS: expected a whole number >= 100, got "50"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
+    [{ MAX_QUERY_COST: '0' }, 'Invalid configuration: MAX_QUERY_COST: expected a whole number >= 1, got "0"'],
+    [{ ALLOWED_ORIGINS: 'app.example.com' }, 'Invalid configuration: ALLOWED_ORIGINS: expected origins such as https://app.example.com (scheme, host and port only), or *, got `app.example.com`'],
+    [{ ALLOWED_ORIGINS: 'https://app.example.com/path' }, /^Invalid configuration: ALLOWED_ORIGINS: .*got `https:\/\/app.example.com\/path`$/],
+    [{ PERSISTED_OPERATIONS: '/nonexistent/operations.json' }, 'Invalid configuration: PERSISTED_OPERATIONS: cannot read `/nonexistent/operations.json`: ENOENT'],
   ])('rejects %j in one line', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -74,6 +86,16 @@ describe('config', () => {
     expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
   });
 
+  it('reads RATE_LIMITS: points per window by class, windows in seconds, minutes or hours', () => {
+    expect(loadConfig({ RATE_LIMITS: 'predict:1000/1s, generate:5000/2m,batch:100000/1h,read:50/s' }).rateLimits).toEqual({
+      predict: { points: 1000, durationS: 1 },
+      generate: { points: 5000, durationS: 120 },
+      batch: { points: 100_000, durationS: 3600 },
+      read: { points: 50, durationS: 1 },
+    });
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+  });
+
   it('reads WORKERS', () => {
     expect(loadConfig({ WORKERS: '4' }).workers).toBe(4);
   });
@@ -86,6 +108,43 @@ describe('config', () => {
 
   it('reads the upload limit and folder', () => {
     expect(loadConfig({ MAX_UPLOAD_BYTES: '1048576', UPLOAD_DIR: '/var/tmp/uploads' })).toMatchObject({ maxUploadBytes: 1_048_576, uploadDir: '/var/tmp/uploads' });
+  });
+
+  it('reads MAX_QUERY_COST and ALLOWED_ORIGINS (lower-cased, without a trailing slash; * allows any)', () => {
+    expect(loadConfig({ MAX_QUERY_COST: '500' }).maxQueryCost).toBe(500);
+    expect(loadConfig({ ALLOWED_ORIGINS: 'https://App.example.com/, http://localhost:5173' }).allowedOrigins).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com,*' }).allowedOrigins).toBe('*');
+  });
+
+  describe('PERSISTED_OPERATIONS', () => {
+    const file = (text: string) => {
+      const path = join(mkdtempSync(join(tmpdir(), 'persisted-')), 'operations.json');
+      writeFileSync(path, text);
+      return path;
+    };
+
+    it('reads the id → document map', () => {
+      const path = file(JSON.stringify({ abc: '{ models { name } }', def: 'mutation P { predict(input: { model: "iris", features: [1, 2, 3, 4] }) { id } }' }));
+      expect([...loadConfig({ PERSISTED_OPERATIONS: path }).persistedOperations!.keys()]).toEqual(['abc', 'def']);
+    });
+
+    it.each([
+      ['bad JSON', '{ "abc": ', /^Invalid configuration: PERSISTED_OPERATIONS: `.*operations\.json` is not JSON: .*$/],
+      ['an array', '["{ models { name } }"]', /^Invalid configuration: PERSISTED_OPERATIONS: `.*` must hold one JSON object of id → GraphQL document$/],
+      ['a value that is not a string', '{ "abc": 1 }', /^Invalid configuration: PERSISTED_OPERATIONS: `.*`: the value of `abc` is not a string$/],
+      ['a document that does not parse', '{ "abc": "{ models { name }" }', /^Invalid configuration: PERSISTED_OPERATIONS: `.*`: the document of `abc` does not parse: Syntax Error: Expected Name, found <EOF>\.$/],
+    ])('refuses %s in one line', (_, text, message) => {
+      const env = { PERSISTED_OPERATIONS: file(text) };
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(message);
+      let thrown: unknown;
+      try {
+        loadConfig(env);
+      } catch (error) {
+        thrown = error;
+      }
+      expect((thrown as Error).message).not.toContain('\n');
+    });
   });
 
   it('reads .env, with the real environment winning', () => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { subscribeRawSse, subscribeWs, wsClient } from './helpers/clients.ts';
+import { subscribeRawSse, subscribeWs, upgrade, wsClient } from './helpers/clients.ts';
 import { checkNginxConf, findNginx, GATEWAY_CONF, startNginx, type RunningNginx } from './helpers/nginx.ts';
 import { startGatewayProcess, waitFor, type GatewayProcess } from './helpers/process.ts';
 
@@ -81,6 +81,11 @@ describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}) in front of two gateway process
     const stored = await Promise.all(replicas.map((r) => scalar(r, 'SELECT COUNT(*) FROM "Prediction" WHERE "id" = $1', last.predictionId)));
     expect(stored.sort()).toEqual([0, 1]);
     await waitFor(async () => proxy.accessLog().some((line) => line.status === 101));
+  });
+
+  it("passes the browser's Host on with its port: an upgrade from the page nginx serves is taken, one from another site refused (403)", async () => {
+    expect((await upgrade(proxy.url, { origin: proxy.url })).status).toBe(101);
+    expect((await upgrade(proxy.url, { origin: 'https://evil.example' })).status).toBe(403);
   });
 
   it('passes SSE events through as they happen: each predictionCreated arrives before the next prediction is made', async () => {
@@ -164,7 +169,7 @@ describe.skipIf(!nginx)(`nginx (${GATEWAY_CONF}): what the replicas receive${ski
     await fetch(`${proxy.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'trace-me-1' }, body: '{}' });
     await fetch(`${proxy.url}/readyz`);
     const [graphql, readyz] = seen;
-    expect(graphql).toMatchObject({ url: '/graphql', headers: { 'x-request-id': 'trace-me-1', 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http', host: new URL(proxy.url).hostname } });
+    expect(graphql).toMatchObject({ url: '/graphql', headers: { 'x-request-id': 'trace-me-1', 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http', host: new URL(proxy.url).host } });
     // nginx's $request_id: 32 hex digits (a sane id by the gateway's rule, so it keeps it).
     expect(readyz).toMatchObject({ url: '/readyz', headers: { 'x-forwarded-for': '127.0.0.1' } });
     expect(readyz!.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);

@@ -64,7 +64,7 @@ describe('group commit', () => {
     expect(page.records.map((r) => r.id)).toContain(generation.id);
   });
 
-  it('commits a lone row at once, and everything that arrives during a commit in the next one', async () => {
+  it('commits the rows of one round of I/O together, waiting for nothing more, and everything that arrives during a commit in the next one', async () => {
     const groups: number[][] = [];
     const inFlight: Array<() => void> = [];
     const committer = createGroupCommit<number>(
@@ -76,21 +76,23 @@ describe('group commit', () => {
     );
     const settled: number[] = [];
     const write = (n: number) => committer.write(n).then(() => settled.push(n));
-    const first = write(1);
-    expect(groups).toEqual([[1]]); // no waiting when idle
-    const rest = [2, 3, 4].map(write);
+    const first = [1, 2].map(write);
+    expect(groups).toEqual([]); // requests of this round of I/O may still come
     await new Promise((r) => setImmediate(r));
-    expect(groups).toEqual([[1]]); // queued behind the commit in flight
+    expect(groups).toEqual([[1, 2]]); // right after it: no timer, no waiting for company
+    const rest = [3, 4, 5].map(write);
+    await new Promise((r) => setImmediate(r));
+    expect(groups).toEqual([[1, 2]]); // queued behind the commit in flight
     expect(settled).toEqual([]); // nobody is answered before its commit
     inFlight.shift()!();
-    await first;
+    await Promise.all(first);
     await new Promise((r) => setImmediate(r));
-    expect(groups).toEqual([[1], [2, 3, 4]]);
-    expect(settled).toEqual([1]);
+    expect(groups).toEqual([[1, 2], [3, 4, 5]]);
+    expect(settled).toEqual([1, 2]);
     inFlight.shift()!();
     await Promise.all(rest);
-    expect(settled).toEqual([1, 2, 3, 4]);
-    expect(committer.stats).toEqual({ groups: 2, rows: 4 });
+    expect(settled).toEqual([1, 2, 3, 4, 5]);
+    expect(committer.stats).toEqual({ groups: 2, rows: 5 });
   });
 
   it('a bad row fails only its caller', async () => {

@@ -65,17 +65,19 @@ describe('one JSON log line per operation', () => {
     expect(linesOf('log-fail-1')).toMatchObject([{ outcome: 'error', errorCode: 'MODEL_NOT_FOUND', model: 'nope', operationName: 'Classify' }]);
   });
 
-  it('operations refused before execution get a line too: parse failure, token limit, validation failure (cached or not), cost limit', async () => {
+  it('operations refused before execution get a line too: parse failure, token limit, validation failure (cached or not), depth limit, cost limit (QUERY_TOO_COMPLEX)', async () => {
     await gw.gql(`mutation { predict(`, undefined, { headers: { 'x-request-id': 'log-parse' } });
     for (const id of ['log-invalid-1', 'log-invalid-2']) await gw.gql(`query Bad { nope }`, undefined, { headers: { 'x-request-id': id } });
     const many = `query Many { ${'__typename '.repeat(20_001)}}`;
     await gw.gql(many, undefined, { headers: { 'x-request-id': 'log-tokens' } });
     await gw.gql(`query Deep { ${'models { versions { model { '.repeat(8)}name${' } } }'.repeat(8)} }`, undefined, { headers: { 'x-request-id': 'log-deep' } });
+    await gw.gql(`query Pages { batchJobs(first: 100) { edges { node { results(first: 1000) { edges { node { index } } } } } } }`, undefined, { headers: { 'x-request-id': 'log-cost' } });
     expect(linesOf('log-parse')).toMatchObject([{ outcome: 'error', errorCode: 'GRAPHQL_PARSE_FAILED' }]);
     expect(linesOf('log-invalid-1')).toMatchObject([{ outcome: 'error', errorCode: 'GRAPHQL_VALIDATION_FAILED', operationName: 'Bad', operationType: 'query' }]);
     expect(linesOf('log-invalid-2')).toMatchObject([{ outcome: 'error', errorCode: 'GRAPHQL_VALIDATION_FAILED', operationName: 'Bad' }]);
     expect(linesOf('log-tokens')).toMatchObject([{ outcome: 'error', errorCode: 'GRAPHQL_VALIDATION_FAILED', queryLength: many.length }]);
     expect(linesOf('log-deep')).toMatchObject([{ outcome: 'error', errorCode: 'GRAPHQL_VALIDATION_FAILED', operationName: 'Deep' }]);
+    expect(linesOf('log-cost')).toMatchObject([{ outcome: 'error', errorCode: 'QUERY_TOO_COMPLEX', operationName: 'Pages', durationMs: expect.any(Number) }]);
   });
 
   it('over WebSocket: a mutation line, and a subscription start and end line with its event count and duration', async () => {

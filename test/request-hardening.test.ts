@@ -2,29 +2,11 @@ import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { countJobs, refusedCheaply } from './helpers/refusals.ts';
 
 const PREDICT = 'mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id label } }';
 const GENERATE = 'subscription { generate(input: { model: "fortune", prompt: "The ", maxTokens: 3, seed: 1 }) { token done predictionId } }';
 const SUBMIT = 'mutation ($f: File!) { submitBatchJob(input: { model: "iris", file: $f }) { id status total } }';
-
-/** ONNX runs of every served version so far (predict batches and generation steps). */
-async function onnxRuns(gw: TestGateway): Promise<number> {
-  const res = await gw.gql<{ models: Array<{ versions: Array<{ stats: { runs: number } }> }> }>('{ models { versions { stats { runs } } } }');
-  return res.body.data!.models.flatMap((m) => m.versions).reduce((sum, v) => sum + v.stats.runs, 0);
-}
-
-const countJobs = async (gw: TestGateway) => (await gw.query<{ n: number }>('SELECT COUNT(*) AS "n" FROM "BatchJob"'))[0]!.n;
-
-/**
- * Runs `refused` and checks it cost nothing: no ONNX run, no prediction row, no batch job
- * (the counts before and after are equal). Returns what `refused` returned.
- */
-async function refusedCheaply<T>(gw: TestGateway, refused: () => Promise<T>): Promise<T> {
-  const before = { runs: await onnxRuns(gw), rows: await gw.countRows(), jobs: await countJobs(gw) };
-  const result = await refused();
-  expect({ runs: await onnxRuns(gw), rows: await gw.countRows(), jobs: await countJobs(gw) }).toEqual(before);
-  return result;
-}
 
 async function answer(res: Response) {
   const text = await res.text();
@@ -156,6 +138,21 @@ describe('batched requests (an array of operations in one body)', () => {
     const res = await refusedCheaply(gw, async () => answer(await fetch(`${gw.url}/graphql`, { method: 'POST', body: form, headers: { 'x-graphql-yoga-csrf': '1' } })));
     expect(res.status).toBe(400);
     expect(res.body.errors![0]).toEqual({ message: 'Batching is not supported.', extensions: { code: 'BAD_REQUEST' } });
+  });
+});
+
+describe('errors over WebSocket', () => {
+  it.each([
+    ['a validation error (unknown field)', '{ modelz { name } }', undefined],
+    ['a bad variable value', 'mutation($f: [Float!]!) { predict(input: { model: "iris", features: $f }) { id } }', { f: ['x'] }],
+  ])('%s has the body it has over HTTP: no `extensions.http`', async (_, query, variables) => {
+    const overHttp = (await gw.gql(query, variables)).body.errors!;
+    expect(overHttp[0]!.extensions!.code).toMatch(/GRAPHQL_VALIDATION_FAILED|BAD_USER_INPUT/);
+    const client = wsClient(gw.url);
+    const sub = subscribeWs(client, query, variables);
+    await sub.done;
+    await client.dispose();
+    expect(sub.events).toEqual([{ errors: overHttp }]);
   });
 });
 

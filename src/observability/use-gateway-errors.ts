@@ -62,7 +62,7 @@ export function gatewayGraphQLError(error: GatewayError, located?: GraphQLError,
 }
 
 /** Yoga's HTTP context has the fetch `Request`; graphql-ws operations (transport/websocket.ts) do not. */
-const isHttp = (context: unknown): boolean => typeof context === 'object' && context !== null && 'request' in context;
+export const isHttp = (context: unknown): boolean => typeof context === 'object' && context !== null && 'request' in context;
 
 /** The GatewayError behind `error` (itself, or what the GraphQLErrors wrapping it were made from). */
 export function gatewayErrorIn(error: unknown): GatewayError | undefined {

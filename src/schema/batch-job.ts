@@ -5,6 +5,7 @@ import { noteOperation } from '../observability/use-operation-log.ts';
 import { FINAL_STATUSES, type BatchJobRecord, type BatchRowResult } from '../serving/batch-job-store.ts';
 import { isVisibleTo, ownerOf } from '../auth/principal.ts';
 import { builder, type Context } from './builder.ts';
+import { EDGES_COST, pageCost } from './cost.ts';
 import { ModelRef } from './model.ts';
 import { cursorCodec, pageInfoOf, PageInfoRef } from './pagination.ts';
 import { PredictionRef } from './prediction.ts';
@@ -93,7 +94,7 @@ const BatchResultEdgeRef = builder.objectRef<BatchRowResult>('BatchResultEdge').
 const BatchResultConnectionRef = builder.objectRef<{ results: BatchRowResult[]; hasNextPage: boolean }>('BatchResultConnection').implement({
   description: 'A page of the rows done so far, in row order.',
   fields: (t) => ({
-    edges: t.field({ type: [BatchResultEdgeRef], description: 'The page.', resolve: (c) => c.results }),
+    edges: t.field({ type: [BatchResultEdgeRef], description: 'The page.', complexity: EDGES_COST, resolve: (c) => c.results }),
     pageInfo: t.field({
       type: PageInfoRef,
       description: 'Where this page sits.',
@@ -144,6 +145,7 @@ export const BatchJobRef = builder.objectRef<BatchJobRecord>('BatchJob').impleme
       type: BatchResultConnectionRef,
       description: `The rows done so far, in row order, ${MAX_RESULTS_PAGE} at most per page. Needs the read scope.`,
       authScopes: { read: true },
+      complexity: (args) => pageCost(args.first, 100, MAX_RESULTS_PAGE),
       args: {
         first: t.arg.int({ defaultValue: 100, description: `Page size, 1 to ${MAX_RESULTS_PAGE}.`, validate: pageSize(MAX_RESULTS_PAGE) }),
         after: t.arg.string({ description: "Continue after this cursor (a previous page's `pageInfo.endCursor`)." }),
@@ -168,7 +170,7 @@ const BatchJobEdgeRef = builder.objectRef<BatchJobRecord>('BatchJobEdge').implem
 const BatchJobConnectionRef = builder.objectRef<{ records: BatchJobRecord[]; hasNextPage: boolean }>('BatchJobConnection').implement({
   description: 'A page of batch jobs, newest first.',
   fields: (t) => ({
-    edges: t.field({ type: [BatchJobEdgeRef], description: 'The page.', resolve: (c) => c.records }),
+    edges: t.field({ type: [BatchJobEdgeRef], description: 'The page.', complexity: EDGES_COST, resolve: (c) => c.records }),
     pageInfo: t.field({ type: PageInfoRef, description: 'Where this page sits.', resolve: (c) => pageInfoOf(c.records, c.hasNextPage, (j) => jobCursors.encode(j.id)) }),
   }),
 });
@@ -202,6 +204,7 @@ builder.queryFields((t) => ({
     type: BatchJobConnectionRef,
     description: 'Batch jobs, newest first; a key without the admin scope sees only its own. Needs the read scope.',
     authScopes: { read: true },
+    complexity: (args) => pageCost(args.first, 20, MAX_JOBS_PAGE),
     args: {
       status: t.arg({ type: BatchJobStatusEnum, description: 'Only jobs in this status.' }),
       first: t.arg.int({ defaultValue: 20, description: `Page size, 1 to ${MAX_JOBS_PAGE}.`, validate: pageSize(MAX_JOBS_PAGE) }),

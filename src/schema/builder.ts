@@ -1,5 +1,6 @@
 import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin, { type AuthFailure } from '@pothos/plugin-scope-auth';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { DateTimeResolver } from 'graphql-scalars';
 import { hasScope, type Principal, type Scope } from '../auth/principal.ts';
@@ -30,6 +31,8 @@ export interface Context {
   tensorVariables: TensorVariables;
   /** Files sent with a GraphQL multipart request, by the tokens in variables (see transport/multipart-upload.ts). */
   uploads: Uploads;
+  /** Where the request came from (the socket's peer, or the proxy's X-Forwarded-For with TRUST_PROXY): anonymous callers' rate-limit key. */
+  clientAddress: string;
   /**
    * Who is calling (auth/principal.ts): resolved once per HTTP request or WebSocket
    * connection; ANONYMOUS (every scope) when AUTH_MODE=off. Fields declare the scope they
@@ -58,7 +61,7 @@ export const builder = new SchemaBuilder<{
   // Fields are non-null unless they say `nullable: true`: the contract spells out every nullable one.
   defaultFieldNullability: false,
   // Scope checks first: a caller without the scope learns nothing, not even argument errors.
-  plugins: [ScopeAuthPlugin, ValidationPlugin],
+  plugins: [ScopeAuthPlugin, ValidationPlugin, ComplexityPlugin],
   scopeAuth: {
     // Subscriptions are checked when they start (a refusal before the first event), not per event.
     authorizeOnSubscribe: true,
@@ -69,6 +72,10 @@ export const builder = new SchemaBuilder<{
     }),
     unauthorizedError: (_parent, _ctx, info, result) => new ForbiddenError(`${info.parentType.name}.${info.fieldName}`, [...new Set(scopesOf(result.failure))]),
   },
+  // Fields declare their cost (schema/cost.ts); transport/use-cost-limit.ts checks the total
+  // before execution, with the variables. The plugin's own check runs inside the root
+  // resolvers, too late for a 400, so it is off.
+  complexity: { disabled: true },
   validation: {
     // Argument validation failures become BAD_USER_INPUT with every issue listed.
     validationError: (failure) =>

@@ -3,6 +3,7 @@ import { noteOperation } from '../observability/use-operation-log.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import type { GenerateInput, GenerationEvent, GenerationResult } from '../serving/generate.ts';
 import { builder } from './builder.ts';
+import { generateCost } from './cost.ts';
 import { FinishReasonEnum, PredictionRef } from './prediction.ts';
 
 const MAX_PROMPT = 2000;
@@ -112,6 +113,7 @@ builder.subscriptionFields((t) => ({
       'Streams a generation token by token, then a final event (done, finishReason, predictionId). Unsubscribing stops decoding before the next token.',
     authScopes: { predict: true },
     args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
+    complexity: (args) => generateCost(args.input),
     subscribe: (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
       return ctx.generationService.stream({ ...withDefaults(input), apiKeyId: ctx.principal.keyId });
@@ -129,6 +131,7 @@ builder.mutationFields((t) => ({
     description: 'The same decoding as the `generate` subscription, answered once with the whole text.',
     authScopes: { predict: true },
     args: { input: t.arg({ type: GenerateInputRef, required: true, description: 'What to generate.' }) },
+    complexity: (args) => generateCost(args.input),
     resolve: async (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
       const result = await ctx.generationService.complete({ ...withDefaults(input), apiKeyId: ctx.principal.keyId });

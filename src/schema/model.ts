@@ -3,6 +3,7 @@ import { defaultVersionOf } from '../inference/repository.ts';
 import type { BatchingDecision, Model, VersionState } from '../inference/types.ts';
 import { VersionStats, type VersionCounters } from '../inference/stats.ts';
 import { builder } from './builder.ts';
+import { METADATA_LIST_COST } from './cost.ts';
 import { TensorSpecRef } from './tensor.ts';
 
 export const ModelKindEnum = builder.enumType('ModelKind', {
@@ -67,8 +68,8 @@ export const ModelVersionRef = builder.objectRef<VersionState>('ModelVersion').i
       description: 'When the session became ready.',
       resolve: (v) => v.served?.loadedAt ?? null,
     }),
-    inputs: t.field({ type: [TensorSpecRef], description: 'Inputs, as the session reports them.', resolve: (v) => [...(v.served ?? v.reported)?.inputs ?? []] }),
-    outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', resolve: (v) => [...(v.served ?? v.reported)?.outputs ?? []] }),
+    inputs: t.field({ type: [TensorSpecRef], description: 'Inputs, as the session reports them.', complexity: METADATA_LIST_COST, resolve: (v) => [...(v.served ?? v.reported)?.inputs ?? []] }),
+    outputs: t.field({ type: [TensorSpecRef], description: 'Outputs, as the session reports them.', complexity: METADATA_LIST_COST, resolve: (v) => [...(v.served ?? v.reported)?.outputs ?? []] }),
     batching: t.field({
       type: BatchingRef,
       description: 'Whether dynamic batching is on for this version, and why.',
@@ -94,7 +95,7 @@ export const ModelRef = builder.objectRef<Model>('Model').implement({
       description: 'Class labels in output order (classifiers).',
       resolve: (m) => m.manifest.labels ?? null,
     }),
-    versions: t.field({ type: [ModelVersionRef], description: 'Every version folder, ascending.', resolve: (m) => [...m.versions] }),
+    versions: t.field({ type: [ModelVersionRef], description: 'Every version folder, ascending.', complexity: METADATA_LIST_COST, resolve: (m) => [...m.versions] }),
     defaultVersion: t.field({
       type: ModelVersionRef,
       nullable: true,
@@ -108,6 +109,7 @@ builder.queryFields((t) => ({
   models: t.field({
     type: [ModelRef],
     description: 'Every model in the repository, including those that failed to load.',
+    complexity: (_args, ctx) => ({ field: 1, multiplier: Math.max(1, ctx.models.list().length) }),
     resolve: (_root, _args, ctx) => ctx.models.list(),
   }),
   model: t.field({

@@ -6,6 +6,7 @@ import { isVisibleTo, ownerOf } from '../auth/principal.ts';
 import { noteOperation } from '../observability/use-operation-log.ts';
 import { builder, type Context } from './builder.ts';
 import { ModelRef } from './model.ts';
+import { EDGES_COST, pageCost, predictCost } from './cost.ts';
 import { cursorCodec, pageInfoOf, PageInfoRef } from './pagination.ts';
 import { TensorInputRef, TensorRef } from './tensor.ts';
 
@@ -68,6 +69,7 @@ export const PredictionRef = builder.objectRef<PredictionRecord>('Prediction').i
       type: [ClassScoreRef],
       nullable: true,
       description: 'Classifiers: classes by probability, highest first.',
+      complexity: (args) => ({ field: 1, multiplier: Math.max(1, args.top ?? 10) }),
       args: {
         top: t.arg.int({
           description: 'Return only this many classes (at least 1).',
@@ -118,7 +120,7 @@ const PredictionConnectionRef = builder
   .implement({
     description: 'A page of the prediction history, newest first.',
     fields: (t) => ({
-      edges: t.field({ type: [PredictionEdgeRef], description: 'The page.', resolve: (c) => c.records }),
+      edges: t.field({ type: [PredictionEdgeRef], description: 'The page.', complexity: EDGES_COST, resolve: (c) => c.records }),
       pageInfo: t.field({
         type: PageInfoRef,
         description: 'Where this page sits.',
@@ -145,6 +147,7 @@ builder.queryFields((t) => ({
     type: PredictionConnectionRef,
     description: "The prediction history, newest first, optionally filtered; a key without the admin scope sees only its own predictions. Needs the read scope.",
     authScopes: { read: true },
+    complexity: (args) => pageCost(args.first, 20, MAX_PAGE),
     args: {
       model: t.arg.string({ description: 'Only this model.' }),
       version: t.arg.int({ description: 'Only this version.' }),
@@ -190,6 +193,7 @@ builder.mutationFields((t) => ({
     description: 'Runs a model on one request and stores the prediction; answers after the row is committed. Needs the predict scope.',
     authScopes: { predict: true },
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
+    complexity: (args, ctx) => predictCost(args.input, ctx),
     resolve: async (_root, { input }, ctx) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
       const record = await ctx.predictionService.predict({

@@ -43,9 +43,16 @@ export function createGroupCommit<T>(writeMany: (rows: T[]) => Promise<void>, wr
     write(row: T): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         pending.push({ row, resolve, reject });
-        // Idle: commit at once (a lone request pays no wait). Busy: rows queue up and the
+        // Idle: commit once the requests already read from the sockets have had their turn
+        // (setImmediate runs right after this round of I/O: a lone request waits for nothing).
+        // Committing at once instead made each row of a path without a batcher (response
+        // cache hits) its own transaction when the writer is synchronous (SQLite blocks the
+        // event loop while it commits, so nothing could join). Busy: rows queue up and the
         // next group takes all of them when the commit in flight ends.
-        if (!flushing) void flush();
+        if (!flushing) {
+          flushing = true;
+          setImmediate(() => void flush());
+        }
       });
     },
   };

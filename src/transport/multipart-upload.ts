@@ -40,13 +40,18 @@ export class Uploads {
     return token;
   }
 
+  /** The file a token stands for, or undefined (never throws: for looking before the resolver takes it). */
+  peek(token: unknown): UploadedFile | undefined {
+    return typeof token === 'string' ? this.files.get(token) : undefined;
+  }
+
   /**
    * The file a token stands for; the same file every time it is asked for (a file mapped to
    * several places has one token). Throws BAD_USER_INPUT at `path` (the argument's path in
    * the operation) for anything that is not a token of this request.
    */
   take(token: unknown, path: ReadonlyArray<string | number> = []): UploadedFile {
-    const file = typeof token === 'string' ? this.files.get(token) : undefined;
+    const file = this.peek(token);
     if (!file) throw new BadUserInputError([{ path, message: 'expected a file sent with the GraphQL multipart request' }]);
     return file;
   }

@@ -1,5 +1,18 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { getOperationAST, OperationTypeNode, type execute, type ExecutionArgs, type GraphQLError, type GraphQLSchema, type parse, type subscribe, type validate } from 'graphql';
+import {
+  getOperationAST,
+  OperationTypeNode,
+  type execute,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FormattedExecutionResult,
+  type GraphQLError,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type parse,
+  type subscribe,
+  type validate,
+} from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
@@ -9,6 +22,8 @@ import type { Principal } from '../auth/principal.ts';
 import { UnauthenticatedError } from '../errors.ts';
 import { requestIdFor } from '../observability/request-id.ts';
 import { createOperationTracker } from './operation-tracker.ts';
+import { originAllowed, type AllowedOrigins } from './origin-check.ts';
+import type { PersistedParams } from './use-persisted-operations.ts';
 
 /** Envelop types its phases `any` (it serves every graphql-js version); these are graphql-js 16's. */
 interface Enveloped {
@@ -19,6 +34,21 @@ interface Enveloped {
   subscribe: typeof subscribe;
   contextFactory: () => unknown;
 }
+
+/**
+ * An error as the client gets it, without `extensions.http`: Yoga's own errors (validation, a
+ * bad variable) and the gateway's 400s carry the status line they want there, which Yoga
+ * removes from HTTP and SSE bodies; a WebSocket has no status line, and gets the same body.
+ */
+function withoutHttp(error: GraphQLError | GraphQLFormattedError): GraphQLFormattedError {
+  const formatted = 'toJSON' in error ? error.toJSON() : error;
+  if (!formatted.extensions || !('http' in formatted.extensions)) return formatted;
+  const extensions = { ...formatted.extensions };
+  delete extensions['http'];
+  return Object.keys(extensions).length > 0 ? { ...formatted, extensions } : { message: formatted.message, locations: formatted.locations, path: formatted.path };
+}
+
+const hasHttp = (errors: ReadonlyArray<GraphQLError | GraphQLFormattedError> | undefined) => errors?.some((e) => e.extensions && 'http' in e.extensions) ?? false;
 
 /**
  * graphql-transport-ws (graphql-ws) on the HTTP server's `/graphql` path, running each
@@ -33,6 +63,8 @@ interface Enveloped {
  * Queries and mutations are tracked from the moment their message is read until their
  * result is sent, so shutdown can let them finish (`idle`) before `close` ends every
  * subscription and socket. Subscriptions are not tracked: shutdown ends them.
+ *
+ * An upgrade from a browser page of another site is refused with 403 (transport/origin-check.ts).
  */
 export function attachWebSocket<TServerContext extends object, TUserContext extends object>(
   server: Server,
@@ -41,12 +73,25 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
   options: {
     /** Largest message accepted; a bigger one closes the socket with 1009. */
     maxPayload: number;
+    /** Origins allowed besides the request's own host. @default [] */
+    allowedOrigins?: AllowedOrigins;
+    /** PERSISTED_OPERATIONS' check of each subscribe payload (HTTP requests get it from Yoga's onParams). */
+    params?: PersistedParams;
     /** The connection's principal from its credentials; throws UnauthenticatedError to refuse it. */
     authenticate: (credentials: Credentials) => Promise<Principal>;
   },
 ): { close: () => Promise<void>; idle: () => Promise<void>; operations: () => number; sockets: () => number } {
   const operations = createOperationTracker();
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: options.maxPayload });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: options.maxPayload,
+    verifyClient: ({ req }, accept) => {
+      if (originAllowed(req.headers, options.allowedOrigins ?? [])) return accept(true);
+      log.warn({ origin: req.headers.origin, host: req.headers.host, requestId: requestIdFor(req) }, 'websocket upgrade refused: origin not allowed');
+      accept(false, 403, `ORIGIN_NOT_ALLOWED: WebSocket connections from ${req.headers.origin} are not allowed (ALLOWED_ORIGINS)`);
+    },
+  });
   const principals = new WeakMap<object, Principal>();
   const disposable = useServer<Record<string, unknown> | undefined, { request: IncomingMessage }>(
     {
@@ -63,8 +108,19 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
       },
       execute: (args) => (args.rootValue as { execute: Enveloped['execute'] }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: Enveloped['subscribe'] }).subscribe(args),
-      onSubscribe: async (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, received) => {
         operations.begin(ctx, id);
+        let payload = received;
+        if (options.params) {
+          try {
+            // graphql-ws requires a `query` string: persisted clients send "" and the id.
+            const checked = await options.params(payload as Parameters<PersistedParams>[0]);
+            payload = { ...payload, query: checked.query ?? '' };
+          } catch (error) {
+            operations.end(ctx, id);
+            return [error as GraphQLError];
+          }
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -102,6 +158,10 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
       onError: (ctx, id, _payload, errors) => {
         operations.end(ctx, id);
         log.debug({ errors: errors.map((e) => e.message) }, 'websocket operation error');
+        return errors.map(withoutHttp);
+      },
+      onNext: (_ctx, _id, _payload, _args, result: ExecutionResult): FormattedExecutionResult | void => {
+        if (hasHttp(result.errors)) return { ...result, errors: result.errors!.map(withoutHttp) };
       },
     },
     wss,

@@ -49,14 +49,15 @@ export function renderGatewayConf(committed: string, { upstreams, listen }: { up
 }
 
 /**
- * A main config around the http-context gateway config, with every path nginx writes
- * (pid, logs, temp files) inside `dir`, so nginx runs without root and without /etc/nginx.
+ * A main config around the http-context gateway config (`dir`/gateway.conf), with every path
+ * nginx writes (pid, logs, temp files) inside `dir`, so nginx runs without root and without
+ * /etc/nginx. One worker; the bench's fan-out needs more connections than the tests' 256.
  */
-function mainConf(dir: string): string {
+export function mainConf(dir: string, workerConnections = 256): string {
   return `worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 256; }
+events { worker_connections ${workerConnections}; }
 http {
   client_body_temp_path ${dir}/client_body_temp;
   proxy_temp_path ${dir}/proxy_temp;
