@@ -1,10 +1,11 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { getOperationAST, OperationTypeNode, type execute, type ExecutionArgs, type GraphQLError, type GraphQLSchema, type parse, type subscribe, type validate } from 'graphql';
+import { getOperationAST, GraphQLError, OperationTypeNode, type execute, type ExecutionArgs, type GraphQLSchema, type parse, type subscribe, type validate } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { requestIdFor } from '../observability/request-id.ts';
+import { requestError } from '../observability/use-gateway-errors.ts';
 import { createOperationTracker } from './operation-tracker.ts';
 
 /** Envelop types its phases `any` (it serves every graphql-js version); these are graphql-js 16's. */
@@ -52,13 +53,22 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
           document = parse(payload.query);
         } catch (error) {
           operations.end(ctx, id);
-          return [error as GraphQLError];
+          if (!(error instanceof GraphQLError)) throw error;
+          return [requestError(error, 'GRAPHQL_PARSE_FAILED')];
         }
         if (getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION) operations.end(ctx, id);
-        const errors = validate(schema, document);
+        let errors: readonly GraphQLError[];
+        try {
+          errors = validate(schema, document);
+        } catch (error) {
+          // GraphQL Armor's cost limit throws from its rule: an error message for this
+          // operation, not a close of the whole socket (graphql-ws's 4500).
+          if (!(error instanceof GraphQLError)) throw error;
+          errors = [error];
+        }
         if (errors.length > 0) {
           operations.end(ctx, id);
-          return errors;
+          return errors.map((error) => requestError(error, 'GRAPHQL_VALIDATION_FAILED'));
         }
         const args: ExecutionArgs = {
           schema,
