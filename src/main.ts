@@ -6,7 +6,7 @@ import { runPrimary, WORKER_SLOT } from './cluster/primary.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { openClusterEventTarget } from './pubsub/cluster-event-target.ts';
-import { authority, cannotListen } from './transport/listen.ts';
+import { answerClientErrors, authority, cannotListen } from './transport/listen.ts';
 
 let config: Config;
 let log: Logger;
@@ -46,6 +46,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
     eventBus: workerSlot !== undefined && !config.redisUrl ? { eventTarget: openClusterEventTarget() } : undefined,
   });
   const server = createServer(app.handle);
+  answerClientErrors(server);
   server.on('error', (error: NodeJS.ErrnoException) => {
     log.fatal({ code: error.code, host: config.host, port: config.port }, cannotListen(error, config.host, config.port));
     process.exit(1);

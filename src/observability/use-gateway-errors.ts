@@ -113,3 +113,20 @@ const limitError = (error: GraphQLError) =>
   new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
     extensions: { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED', http: { spec: true, status: 400 } },
   });
+
+/**
+ * A parse or validation error with the code HTTP clients see (Yoga's GRAPHQL_PARSE_FAILED or
+ * GRAPHQL_VALIDATION_FAILED; Armor's limits as validation errors), for graphql-ws
+ * (transport/websocket.ts), whose operations Yoga's HTTP handling never shapes. No `http`
+ * entry: a WebSocket has no status line.
+ */
+export function requestError(error: GraphQLError, code: 'GRAPHQL_PARSE_FAILED' | 'GRAPHQL_VALIDATION_FAILED'): GraphQLError {
+  if (error.extensions['code']) return error;
+  const limit = isLimitError(error);
+  return new GraphQLError(limit ? error.message.replace(/^Syntax Error: /, '') : error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    extensions: { ...error.extensions, code: limit ? 'GRAPHQL_VALIDATION_FAILED' : code },
+  });
+}

@@ -34,7 +34,8 @@ const recordOf = (row: JobRow | undefined) => (row ? toRecord(row) : undefined);
  */
 export function createBatchJobRepository(db: Database, writer: BatchJobWriter): BatchJobStore {
   const visible = { status: { not: UPLOADING } };
-  const findJob = async (id: string) => recordOf(await db.batchJob.findFirst({ where: { id, ...visible } }) ?? undefined);
+  // No stored id has a NUL character, and PostgreSQL refuses a statement holding one.
+  const findJob = async (id: string) => (id.includes('\0') ? undefined : recordOf(await db.batchJob.findFirst({ where: { id, ...visible } }) ?? undefined));
 
   return {
     async create(job: NewBatchJob, rows: AsyncIterable<readonly string[]>) {

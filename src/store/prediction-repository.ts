@@ -77,9 +77,13 @@ export function createPredictionRepository(
       return rows.map(toRecord);
     },
 
-    /** One SELECT for all ids; the result is aligned with `ids`, undefined where none. */
+    /**
+     * One SELECT for all ids; the result is aligned with `ids`, undefined where none. Ids with
+     * a NUL character are left out of the query: no stored id has one, and PostgreSQL refuses
+     * the whole statement (every other id of the batch with it) for one such string.
+     */
     async findByIds(ids: readonly string[], apiKeyId?: string): Promise<Array<PredictionRecord | undefined>> {
-      const rows = await db.prediction.findMany({ where: { id: { in: [...ids] }, ...(apiKeyId !== undefined ? { apiKeyId } : {}) } });
+      const rows = await db.prediction.findMany({ where: { id: { in: ids.filter((id) => !id.includes('\0')) }, ...(apiKeyId !== undefined ? { apiKeyId } : {}) } });
       const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
       return ids.map((id) => byId.get(id));
     },

@@ -6,7 +6,7 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
   type FormattedExecutionResult,
-  type GraphQLError,
+  GraphQLError,
   type GraphQLFormattedError,
   type GraphQLSchema,
   type parse,
@@ -21,6 +21,7 @@ import { credentialsFromConnection, type Credentials } from '../auth/authenticat
 import type { Principal } from '../auth/principal.ts';
 import { UnauthenticatedError } from '../errors.ts';
 import { requestIdFor } from '../observability/request-id.ts';
+import { requestError } from '../observability/use-gateway-errors.ts';
 import { createOperationTracker } from './operation-tracker.ts';
 import { originAllowed, type AllowedOrigins } from './origin-check.ts';
 import type { PersistedParams } from './use-persisted-operations.ts';
@@ -134,13 +135,22 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
           document = parse(payload.query);
         } catch (error) {
           operations.end(ctx, id);
-          return [error as GraphQLError];
+          if (!(error instanceof GraphQLError)) throw error;
+          return [requestError(error, 'GRAPHQL_PARSE_FAILED')];
         }
         if (getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION) operations.end(ctx, id);
-        const errors = validate(schema, document);
+        let errors: readonly GraphQLError[];
+        try {
+          errors = validate(schema, document);
+        } catch (error) {
+          // GraphQL Armor's cost limit throws from its rule: an error message for this
+          // operation, not a close of the whole socket (graphql-ws's 4500).
+          if (!(error instanceof GraphQLError)) throw error;
+          errors = [error];
+        }
         if (errors.length > 0) {
           operations.end(ctx, id);
-          return errors;
+          return errors.map((error) => requestError(error, 'GRAPHQL_VALIDATION_FAILED'));
         }
         const args: ExecutionArgs = {
           schema,
