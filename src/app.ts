@@ -331,12 +331,15 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     /**
      * First step of shutdown: stop the batch worker (its jobs commit their chunk in flight
      * and resume at the next start); refuse new generations and end running ones with a
-     * CANCELLED event; wait for queries and mutations in flight over WebSocket (HTTP
-     * ones are waited for by the server's close); then end subscriptions and close WebSockets.
+     * CANCELLED event; complete every other subscription; wait for queries and mutations in
+     * flight over WebSocket (HTTP ones are waited for by the server's close); then close WebSockets.
      */
     async drain(): Promise<void> {
       await batchWorker.stop();
       await generationService.close();
+      // Subscriptions complete (a final `complete` on WebSocket, `event: complete` on SSE) rather than being cut off.
+      bus.close();
+      await Promise.all(sockets.map((s) => s.subscriptionsDone()));
       await Promise.all(sockets.map((s) => s.idle()));
       await Promise.all(sockets.map((s) => s.close()));
     },

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { subscribeRawSse } from './helpers/clients.ts';
 import { spawnGateway, startGatewayProcess, waitFor } from './helpers/process.ts';
 
@@ -65,5 +66,31 @@ describe('shutdown during a generation', () => {
     expect(await gw.exited).toEqual({ code: 0, signal: null });
     const [row] = await gw.query<{ generation: string }>('SELECT "generation" FROM "Prediction" WHERE "id" = $1', [last.predictionId]);
     expect(JSON.parse(row!.generation)).toMatchObject({ finishReason: 'CANCELLED', text: last.text, tokens: last.index });
+  });
+
+  it('completes open subscriptions on SIGTERM: `event: complete` over SSE, a `complete` message over WebSocket before the 1001 close, then exits 0', async () => {
+    const gw = await startGatewayProcess();
+    await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200);
+    const sse = subscribeRawSse(gw.url, 'subscription { predictionCreated { id } }');
+    await sse.connected;
+    const socket = new WebSocket(gw.url.replace('http', 'ws') + '/graphql', 'graphql-transport-ws');
+    const messages: Array<{ id?: string; type: string }> = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init' }));
+    await waitFor(async () => messages.some((m) => m.type === 'connection_ack'));
+    socket.send(JSON.stringify({ id: 's', type: 'subscribe', payload: { query: 'subscription { predictionCreated { id } }' } }));
+    // Both are listening once a prediction reaches them.
+    await waitFor(async () => {
+      await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id } }' }) });
+      return sse.events.length > 0 && messages.some((m) => m.id === 's' && m.type === 'next');
+    });
+
+    gw.child.kill('SIGTERM');
+    await sse.done; // returns on `event: complete` (a cut connection would throw)
+    expect(await closed).toBe(1001);
+    expect(messages.filter((m) => m.id === 's').at(-1)).toEqual({ id: 's', type: 'complete' });
+    expect(await gw.exited).toEqual({ code: 0, signal: null });
   });
 });

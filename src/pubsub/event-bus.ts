@@ -20,6 +20,12 @@ export interface EventBus {
   subscribe<T extends keyof Events>(topic: T): AsyncIterableIterator<Events[T]>;
   /** Every open subscriber's queue, per topic (diagnostics and tests). */
   queues<T extends keyof Events>(topic: T): SubscriberQueueStats[];
+  /**
+   * Shutdown: every subscriber gets what is queued for it, then the end (its subscription
+   * completes: `complete` over WebSocket, `event: complete` over SSE); a later subscribe
+   * ends at once. Publishing still works (rows committed while draining are still announced to other processes).
+   */
+  close(): void;
 }
 
 export interface EventBusOptions {
@@ -62,6 +68,7 @@ export function createEventBus(options: EventBusOptions = {}): EventBus {
   const prefix = options.topicPrefix ?? '';
   const subscribers = new Map<keyof Events, Set<Queue>>();
   const listeners = new Map<keyof Events, (event: Event) => void>();
+  let closed = false;
 
   return {
     publish(topic, payload) {
@@ -92,7 +99,12 @@ export function createEventBus(options: EventBusOptions = {}): EventBus {
         },
       });
       set.add(queue);
+      if (closed) queue.end();
       return queue.iterator;
+    },
+    close() {
+      closed = true;
+      for (const set of subscribers.values()) for (const queue of set) queue.end();
     },
     queues(topic) {
       return [...(subscribers.get(topic) ?? [])].map((q) => q.stats);

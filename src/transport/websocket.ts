@@ -63,7 +63,8 @@ const hasHttp = (errors: ReadonlyArray<GraphQLError | GraphQLFormattedError> | u
  *
  * Queries and mutations are tracked from the moment their message is read until their
  * result is sent, so shutdown can let them finish (`idle`) before `close` ends every
- * subscription and socket. Subscriptions are not tracked: shutdown ends them.
+ * socket. Subscriptions are tracked apart: shutdown ends them (the event bus closes), and
+ * `subscriptionsDone` resolves once each has sent its `complete`.
  *
  * An upgrade from a browser page of another site is refused with 403 (transport/origin-check.ts).
  */
@@ -81,8 +82,10 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
     /** The connection's principal from its credentials; throws UnauthenticatedError to refuse it. */
     authenticate: (credentials: Credentials) => Promise<Principal>;
   },
-): { close: () => Promise<void>; idle: () => Promise<void>; operations: () => number; sockets: () => number } {
+): { close: () => Promise<void>; idle: () => Promise<void>; subscriptionsDone: () => Promise<void>; operations: () => number; sockets: () => number } {
   const operations = createOperationTracker();
+  /** Subscriptions under way, so shutdown can wait for their `complete` to be sent after ending them. */
+  const subscriptions = createOperationTracker();
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
@@ -138,7 +141,10 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
           if (!(error instanceof GraphQLError)) throw error;
           return [requestError(error, 'GRAPHQL_PARSE_FAILED')];
         }
-        if (getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION) operations.end(ctx, id);
+        if (getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION) {
+          operations.end(ctx, id);
+          subscriptions.begin(ctx, id);
+        }
         let errors: readonly GraphQLError[];
         try {
           errors = validate(schema, document);
@@ -163,10 +169,17 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
         return args;
       },
       // The result (or error) has been sent by now.
-      onComplete: (ctx, id) => operations.end(ctx, id),
-      onClose: (ctx) => operations.endAll(ctx),
+      onComplete: (ctx, id) => {
+        operations.end(ctx, id);
+        subscriptions.end(ctx, id);
+      },
+      onClose: (ctx) => {
+        operations.endAll(ctx);
+        subscriptions.endAll(ctx);
+      },
       onError: (ctx, id, _payload, errors) => {
         operations.end(ctx, id);
+        subscriptions.end(ctx, id);
         log.debug({ errors: errors.map((e) => e.message) }, 'websocket operation error');
         return errors.map(withoutHttp);
       },
@@ -181,6 +194,8 @@ export function attachWebSocket<TServerContext extends object, TUserContext exte
   return {
     close: () => (closing ??= Promise.resolve(disposable.dispose())),
     idle: () => operations.idle(),
+    // graphql-ws sends `complete` right after onComplete: one turn of the event loop later it is written.
+    subscriptionsDone: () => subscriptions.idle().then(() => new Promise<void>((resolve) => setImmediate(resolve))),
     operations: () => operations.count,
     sockets: () => wss.clients.size,
   };
