@@ -75,7 +75,7 @@ describe('shutdown during a generation', () => {
     await sse.connected;
     const socket = new WebSocket(gw.url.replace('http', 'ws') + '/graphql', 'graphql-transport-ws');
     const messages: Array<{ id?: string; type: string }> = [];
-    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    socket.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString('utf8'))));
     const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
     await new Promise((resolve) => socket.once('open', resolve));
     socket.send(JSON.stringify({ type: 'connection_init' }));
