@@ -53,6 +53,10 @@ const environmentSchema = z.object({
    * Not tied to NODE_ENV: the schema is this gateway's manual (GraphiQL's docs pane). @default true
    */
   INTROSPECTION: booleanFlag.default(true),
+  /** Prometheus metrics on GET /metrics; false: no /metrics (404) and no metric is kept. @default true */
+  METRICS: booleanFlag.default(true),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise). @default unset */
+  METRICS_TOKEN: z.string().trim().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
   BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
@@ -126,6 +130,9 @@ export type Config = Readonly<{
   logFormat: 'auto' | 'json' | 'pretty';
   graphiql: boolean;
   introspection: boolean;
+  metrics: boolean;
+  /** Unset: /metrics is open (bind it to a private interface or put it behind the proxy). */
+  metricsToken: string | undefined;
   /** Processes sharing the port; 1 runs no cluster. */
   workers: number;
   shutdownTimeoutMs: number;
@@ -177,6 +184,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     logFormat: e.LOG_FORMAT,
     graphiql: e.GRAPHIQL,
     introspection: e.INTROSPECTION,
+    metrics: e.METRICS,
+    metricsToken: e.METRICS_TOKEN,
     workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,

@@ -16,6 +16,8 @@ describe('config', () => {
       logFormat: 'auto',
       graphiql: true,
       introspection: true,
+      metrics: true,
+      metricsToken: undefined,
       workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
@@ -37,6 +39,8 @@ describe('config', () => {
     [{ DATABASE_URL: 'postgresql://' }, /^Invalid configuration: DATABASE_URL: expected a SQLite URL .*, got "postgresql:\/\/"$/],
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
     [{ INTROSPECTION: 'off' }, 'Invalid configuration: INTROSPECTION: expected true, false, 1 or 0, got "off"'],
+    [{ METRICS: 'no' }, 'Invalid configuration: METRICS: expected true, false, 1 or 0, got "no"'],
+    [{ METRICS_TOKEN: 'short' }, 'Invalid configuration: METRICS_TOKEN: expected a token of at least 16 characters, got "short"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ LOG_FORMAT: 'xml' }, 'Invalid configuration: LOG_FORMAT: expected auto, json or pretty, got "xml"'],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
@@ -59,6 +63,12 @@ describe('config', () => {
     expect(loadConfig({ INTROSPECTION: 'false' }).introspection).toBe(false);
     expect(loadConfig({ INTROSPECTION: '0' }).introspection).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(true);
+  });
+
+  it('reads METRICS (on by default) and METRICS_TOKEN (unset by default)', () => {
+    expect(loadConfig({})).toMatchObject({ metrics: true, metricsToken: undefined });
+    expect(loadConfig({ METRICS: 'false' }).metrics).toBe(false);
+    expect(loadConfig({ METRICS_TOKEN: 'a-token-of-20-chars!' }).metricsToken).toBe('a-token-of-20-chars!');
   });
 
   it('reads LOG_FORMAT', () => {
