@@ -92,20 +92,9 @@ export function createMetrics(): GatewayMetrics {
     buckets: SECONDS_BUCKETS,
     registers,
   });
-  const inferenceSeconds = new Histogram({
-    name: 'gateway_inference_duration_seconds',
-    help: 'Time of one ONNX Runtime run (a predict batch or a generation step), by model and version.',
-    labelNames: ['model', 'version'] as const,
-    buckets: SECONDS_BUCKETS,
-    registers,
-  });
-  const batchSize = new Histogram({
-    name: 'gateway_inference_batch_size',
-    help: 'predict requests served by one ONNX run (1 when unbatched), by model and version.',
-    labelNames: ['model', 'version'] as const,
-    buckets: BATCH_BUCKETS,
-    registers,
-  });
+  const perVersion = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, labelNames: ['model', 'version'] as const, buckets, registers });
+  const inferenceSeconds = perVersion('gateway_inference_duration_seconds', 'Time of one ONNX Runtime run (a predict batch or a generation step), by model and version.', SECONDS_BUCKETS);
+  const batchSize = perVersion('gateway_inference_batch_size', 'predict requests served by one ONNX run (1 when unbatched), by model and version.', BATCH_BUCKETS);
   const written = new Counter({ name: 'gateway_predictions_written_total', help: 'Prediction rows committed to the history (predict and generate).', registers });
   const commitSeconds = new Histogram({
     name: 'gateway_database_write_duration_seconds',
@@ -142,6 +131,8 @@ export function createMetrics(): GatewayMetrics {
     },
   });
 
+  /** Labelled children by name, type and code: prom-client hashes a label object on every call otherwise. */
+  const seriesByKey = new Map<string, { count: { inc(): void }; seconds: { observe(value: number): void } }>();
   const names = new Set<string>();
   const nameLabel = (name: string | null) => {
     if (name === null) return '';
@@ -154,9 +145,16 @@ export function createMetrics(): GatewayMetrics {
   return {
     registry,
     operation({ operationName, operationType, errorCode, seconds }) {
-      const labels = { operation_name: nameLabel(operationName), operation_type: operationType ?? '', outcome: errorCode ? 'error' : 'ok' };
-      operations.inc({ ...labels, code: errorCode ?? '' });
-      if (seconds !== undefined) operationSeconds.observe(labels, seconds);
+      const name = nameLabel(operationName);
+      const key = `${name}\n${operationType ?? ''}\n${errorCode ?? ''}`;
+      let series = seriesByKey.get(key);
+      if (!series) {
+        const labels = { operation_name: name, operation_type: operationType ?? '', outcome: errorCode ? 'error' : 'ok' };
+        series = { count: operations.labels({ ...labels, code: errorCode ?? '' }), seconds: operationSeconds.labels(labels) };
+        seriesByKey.set(key, series);
+      }
+      series.count.inc();
+      if (seconds !== undefined) series.seconds.observe(seconds);
     },
     subscriptionActive: (delta) => subscriptions.inc(delta),
     historyCommit(rows, seconds) {
