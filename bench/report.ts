@@ -11,6 +11,7 @@ import { renderBatch, type BatchBenchResult } from './batch.ts';
 import { renderKvCache, type KvCacheFigure } from './kv-cache.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
+import { renderMetrics, type MetricsBenchResult } from './metrics.ts';
 
 export type ServerKey = 'gatewayOn' | 'gatewayOff' | 'gatewayNormalSync' | 'ceiling' | 'peer';
 
@@ -49,6 +50,8 @@ export interface BenchResult {
   amplification: AmplificationFigure[] | null;
   /** Batch jobs: throughput, online priority during a job, the CLI; null when the section did not run. */
   batch: BatchBenchResult | null;
+  /** Predict throughput with and without Prometheus metrics, and the log line's cost; null when the section did not run. */
+  metrics: MetricsBenchResult | null;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -196,6 +199,9 @@ export function renderMarkdown(r: BenchResult): string {
 
   out.push('## Batch jobs', '');
   out.push(...(r.batch ? renderBatch(r.batch, r.rawOnnx) : ['Not run (see notes).']), '');
+
+  out.push('## Metrics and logs', '');
+  out.push(...(r.metrics ? renderMetrics(r.metrics) : ['Not run (see notes).']), '');
 
   out.push('## Read benchmark', '');
   out.push('`{ predictions(first: 100) { edges { node { id label createdAt model { name kind versions { version status } } } } } }`', '');

@@ -30,6 +30,7 @@ import { describeExit, installCleanup, killAllChildren, readMemoryKb, sampleRss,
 import { runAmplificationBench } from './amplification.ts';
 import { batchTargets, runBatchBench } from './batch.ts';
 import { runKvCacheBench } from './kv-cache.ts';
+import { runMetricsBench } from './metrics.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
 import { computeTargets, errorCount, renderMarkdown, writeResults, type BenchResult, type ServerKey, type ServerRun } from './report.ts';
@@ -39,7 +40,7 @@ const READ_CONNECTIONS = 16;
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Section names for `--only`, in the order they run. */
-const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'peer'] as const;
+const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'metrics', 'peer'] as const;
 type SectionId = (typeof SECTIONS)[number];
 
 interface Options {
@@ -265,6 +266,7 @@ async function main(): Promise<number> {
     kvCache: null,
     amplification: null,
     batch: null,
+    metrics: null,
     read: { load: null, statements: null },
     targets: [],
     notes: [],
@@ -327,6 +329,14 @@ async function main(): Promise<number> {
     const { nodeArgs, script } = startCommand();
     result.batch = await runBatchBench({ repoRoot: REPO_ROOT, script, nodeArgs, durationS: options.durationS, warmupS: WARMUP_S });
     if (result.batch.crashes.length > 0) throw new Error(result.batch.crashes.join('; '));
+  });
+  await section('metrics', 'metrics on/off', async () => {
+    const rounds = options.quick ? 2 : 3;
+    log(`metrics: predict at 64 connections with METRICS=true and false alternating, ${rounds} rounds each (${options.durationS} s), then the log line in-process`);
+    const { nodeArgs, script } = startCommand();
+    result.metrics = await runMetricsBench({ repoRoot: REPO_ROOT, script, nodeArgs, connections: 64, durationS: options.durationS, warmupS: WARMUP_S, rounds, log });
+    const m = result.metrics;
+    log(`metrics: median ${m.medianOn.rps} rps on vs ${m.medianOff.rps} off (loss ${m.rpsLossPercent}%), CPU per request ${m.medianOn.cpuUsPerRequest} vs ${m.medianOff.cpuUsPerRequest} µs; log line ${m.logLine.syncUs} µs sync, ${m.logLine.asyncUs} µs async`);
   });
   if (options.peer) {
     const peer = options.peer;
