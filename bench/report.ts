@@ -12,6 +12,7 @@ import { renderKvCache, type KvCacheFigure } from './kv-cache.ts';
 import { renderScaleOut, type ScaleOutResult } from './scale-out.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
+import { renderMetrics, type MetricsBenchResult } from './metrics.ts';
 
 export type ServerKey = 'gatewayOn' | 'gatewayOff' | 'gatewayNormalSync' | 'ceiling' | 'peer';
 
@@ -52,6 +53,8 @@ export interface BenchResult {
   batch: BatchBenchResult | null;
   /** PostgreSQL group commit, replicas behind nginx, response cache, subscription fan-out (null parts did not run). */
   scaleOut: ScaleOutResult;
+  /** Predict throughput with and without Prometheus metrics, and the log line's cost; null when the section did not run. */
+  metrics: MetricsBenchResult | null;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -202,6 +205,8 @@ export function renderMarkdown(r: BenchResult): string {
 
   out.push('## Scale-out (PostgreSQL, Redis, nginx)', '');
   out.push(...renderScaleOut(r.scaleOut, r.settings.durationS));
+  out.push('## Metrics and logs', '');
+  out.push(...(r.metrics ? renderMetrics(r.metrics) : ['Not run (see notes).']), '');
 
   out.push('## Read benchmark', '');
   out.push('`{ predictions(first: 100) { edges { node { id label createdAt model { name kind versions { version status } } } } } }`', '');

@@ -36,6 +36,7 @@ import { runAmplificationBench } from './amplification.ts';
 import { batchTargets, runBatchBench } from './batch.ts';
 import { runKvCacheBench } from './kv-cache.ts';
 import { runFanOutBench, runPostgresCommitBench, runReplicasBench, runResponseCacheBench } from './scale-out.ts';
+import { runMetricsBench } from './metrics.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
 import { computeTargets, errorCount, renderMarkdown, writeResults, type BenchResult, type ServerKey, type ServerRun } from './report.ts';
@@ -45,7 +46,7 @@ const READ_CONNECTIONS = 16;
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Section names for `--only`, in the order they run. */
-const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'postgres-commit', 'replicas', 'response-cache', 'fan-out', 'peer'] as const;
+const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'metrics', 'postgres-commit', 'replicas', 'response-cache', 'fan-out', 'peer'] as const;
 type SectionId = (typeof SECTIONS)[number];
 
 interface Options {
@@ -264,6 +265,7 @@ async function main(): Promise<number> {
     amplification: null,
     batch: null,
     scaleOut: { fanOut: null, replicas: null, postgresCommit: null, responseCache: null },
+    metrics: null,
     read: { load: null, statements: null },
     targets: [],
     notes: [],
@@ -326,6 +328,14 @@ async function main(): Promise<number> {
     const { nodeArgs, script } = startCommand(REPO_ROOT);
     result.batch = await runBatchBench({ repoRoot: REPO_ROOT, script, nodeArgs, durationS: options.durationS, warmupS: WARMUP_S });
     if (result.batch.crashes.length > 0) throw new Error(result.batch.crashes.join('; '));
+  });
+  await section('metrics', 'metrics on/off', async () => {
+    const rounds = options.quick ? 2 : 3;
+    log(`metrics: predict at 64 connections with METRICS=true and false alternating, ${rounds} rounds each (${options.durationS} s), then the log line in-process`);
+    const { nodeArgs, script } = startCommand(REPO_ROOT);
+    result.metrics = await runMetricsBench({ repoRoot: REPO_ROOT, script, nodeArgs, connections: 64, durationS: options.durationS, warmupS: WARMUP_S, rounds, log });
+    const m = result.metrics;
+    log(`metrics: median ${m.medianOn.rps} rps on vs ${m.medianOff.rps} off (loss ${m.rpsLossPercent}%), CPU per request ${m.medianOn.cpuUsPerRequest} vs ${m.medianOff.cpuUsPerRequest} µs; log line ${m.logLine.syncUs} µs sync, ${m.logLine.asyncUs} µs async`);
   });
   // Scale-out (issue 10): PostgreSQL, Redis and nginx on 127.0.0.1.
   const scaleOut = { repoRoot: REPO_ROOT, durationS: options.durationS, warmupS: WARMUP_S, log };

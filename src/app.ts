@@ -14,6 +14,9 @@ import { requestIdFor } from './observability/request-id.ts';
 import { useGatewayErrors } from './observability/use-gateway-errors.ts';
 import { UnauthenticatedError } from './errors.ts';
 import { useOperationLog } from './observability/use-operation-log.ts';
+import { createMetrics, gatewaySources, noMetrics } from './observability/metrics.ts';
+import { metricsEndpoint } from './observability/metrics-endpoint.ts';
+import { scrapeThroughPrimary } from './cluster/cluster-metrics.ts';
 import { useReadiness } from './observability/use-readiness.ts';
 import { createPredictionService } from './serving/predict.ts';
 import { createEventBus, type EventBusOptions } from './pubsub/event-bus.ts';
@@ -64,6 +67,8 @@ export interface AppOptions {
    * sweeper at a time, only one process of a machine should). @default true
    */
   outboxSweeper?: boolean;
+  /** A worker of our cluster primary: /metrics answers with every worker's metrics added up (cluster/cluster-metrics.ts). */
+  metricsThroughPrimary?: boolean;
 }
 
 /**
@@ -130,17 +135,18 @@ export type App = Awaited<ReturnType<typeof createApp>>;
 /** Builds the gateway (database migrated, models loading in the background); never listens. */
 export async function createApp(config: Config, options: AppOptions = {}) {
   const log = options.log ?? createLogger(config.logLevel);
+  const metrics = config.metrics ? createMetrics() : noMetrics;
   // Events cross processes through Redis, or through the cluster primary (an event target passed in).
   const eventsCrossProcesses = config.redisUrl !== undefined || options.eventBus?.eventTarget !== undefined;
   const store = await openStore(config.databaseUrl, { onQuery: options.onQuery, sqliteSynchronous: config.sqliteSynchronous, eventPending: eventsCrossProcesses });
   const db: Database = store.db;
   const historyWriter = store.history;
-  const models = new ModelRepository(config.modelRepository, log, { batching: config.batching });
+  const models = new ModelRepository(config.modelRepository, log, { batching: config.batching, observer: metrics.inference });
   const modelsLoaded = models.load();
   // With REDIS_URL, events travel through Redis: a subscriber on any replica hears every replica's events.
   const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
-  const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching });
+  const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching, onCommit: metrics.historyCommit });
   const outbox = eventsCrossProcesses
     ? createOutbox<PredictionRecord>(
         {
@@ -183,13 +189,20 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   });
   const authenticate = (req: IncomingMessage) => auth.principalFor(credentialsFromNodeHeaders(req.headers));
   const downloadResults = batchResultsDownload({ jobs: batchJobStore, predictions, authenticate });
+  const registry = metrics.registry;
+  const serveMetrics =
+    registry &&
+    metricsEndpoint({
+      scrape: options.metricsThroughPrimary ? scrapeThroughPrimary(registry) : async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+      token: config.metricsToken,
+    });
 
   /** The files of each multipart request, for its context; other requests get none. */
   const uploadsOf = new WeakMap<IncomingMessage, Uploads>();
   const uploadDir = config.uploadDir ?? join(tmpdir(), 'gateway-uploads');
 
   // Budgets per caller (RATE_LIMITS), shared by the replicas through Redis when there is one.
-  const rateLimiter = createRateLimiter(config.rateLimits, { redis: redis?.client, prefix: config.redisPrefix });
+  const rateLimiter = createRateLimiter(config.rateLimits, { redis: redis?.client, prefix: config.redisPrefix, onRefused: (operationClass) => metrics.rateLimited(operationClass) });
 
   // PERSISTED_OPERATIONS: only the listed operations run, over HTTP, SSE and WebSocket.
   const persisted = config.persistedOperations && persistedOperationsOnly(config.persistedOperations);
@@ -200,6 +213,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     maxEvents: options.eventBus?.bufferSize,
     maxBytes: options.eventBus?.bufferBytes,
   });
+  metrics.observe(gatewaySources({ models, history: predictions, generations: generationService, subscribers: () => sharedSubscriptions.stats().subscribers }));
   const yoga = createYoga<{ req?: IncomingMessage; res?: ServerResponse }, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -248,7 +262,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       useErrorMasking(log),
       useGatewayErrors(),
       useReadiness({ models, log, pingDatabase: () => db.$queryRawUnsafe('SELECT 1 FROM "Prediction" LIMIT 1'), pingRedis: redis?.ping }),
-      useOperationLog(log),
+      useOperationLog(log, metrics),
     ],
   });
 
@@ -258,7 +272,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     req.headers['x-request-id'] = requestId;
     res.setHeader('x-request-id', requestId);
     if (req.method === 'GET' || req.method === 'HEAD') {
-      if (downloadResults(req, res)) return;
+      if (downloadResults(req, res) || serveMetrics?.(req, res)) return;
       void yoga(req, res);
       return;
     }
@@ -302,6 +316,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     db,
     historyWriter,
     models,
+    /** Prometheus metrics (no-ops when METRICS=false); the rate limiter counts its refusals with `metrics.rateLimited(operationClass)`. */
+    metrics,
     yoga,
     bus,
     /** Set when events cross processes (REDIS_URL, WORKERS > 1). */

@@ -97,6 +97,10 @@ const environmentSchema = z.object({
    * own host. @default unset (same host only)
    */
   ALLOWED_ORIGINS: z.string().optional(),
+  /** Prometheus metrics on GET /metrics; false: no /metrics (404) and no metric is kept. @default true */
+  METRICS: booleanFlag.default(true),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise). @default unset */
+  METRICS_TOKEN: z.string().trim().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   /** Dynamic batching of concurrent predictions and group commit of their rows. @default true */
   BATCHING: booleanFlag.default(true),
   /** Generations decoding at once; more get TOO_MANY_REQUESTS. @default 32 */
@@ -185,6 +189,9 @@ export type Config = Readonly<{
   allowedOrigins: AllowedOrigins;
   /** API keys: `off` (default) or `required` (src/auth/). */
   authMode: 'off' | 'required';
+  metrics: boolean;
+  /** Unset: /metrics is open (bind it to a private interface or put it behind the proxy). */
+  metricsToken: string | undefined;
   /** Processes sharing the port; 1 runs no cluster. */
   workers: number;
   shutdownTimeoutMs: number;
@@ -251,6 +258,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     maxQueryCost: e.MAX_QUERY_COST,
     persistedOperations: e.PERSISTED_OPERATIONS === undefined ? undefined : checked('PERSISTED_OPERATIONS', () => readPersistedOperations(e.PERSISTED_OPERATIONS!)),
     allowedOrigins: e.ALLOWED_ORIGINS === undefined ? [] : checked('ALLOWED_ORIGINS', () => parseAllowedOrigins(e.ALLOWED_ORIGINS!)),
+    metrics: e.METRICS,
+    metricsToken: e.METRICS_TOKEN,
     workers: e.WORKERS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     maxGenerations: e.MAX_GENERATIONS,

@@ -44,6 +44,8 @@ async function serve(config: Config, log: Logger): Promise<void> {
     outboxSweeper: workerSlot === undefined || workerSlot === 1 || config.redisUrl !== undefined,
     // Workers without Redis hear each other's events through the primary.
     eventBus: workerSlot !== undefined && !config.redisUrl ? { eventTarget: openClusterEventTarget() } : undefined,
+    // A worker's /metrics adds up every worker's, through the primary.
+    metricsThroughPrimary: workerSlot !== undefined,
   });
   const server = createServer(app.handle);
   answerClientErrors(server);

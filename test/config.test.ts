@@ -20,6 +20,8 @@ describe('config', () => {
       maxQueryCost: 20_000,
       persistedOperations: undefined,
       allowedOrigins: [],
+      metrics: true,
+      metricsToken: undefined,
       workers: 1,
       shutdownTimeoutMs: 10_000,
       maxGenerations: 32,
@@ -44,6 +46,8 @@ describe('config', () => {
     [{ GRAPHIQL: 'yes' }, 'Invalid configuration: GRAPHIQL: expected true, false, 1 or 0, got "yes"'],
     [{ INTROSPECTION: 'off' }, 'Invalid configuration: INTROSPECTION: expected true, false, 1 or 0, got "off"'],
     [{ AUTH_MODE: 'on' }, 'Invalid configuration: AUTH_MODE: expected off or required, got "on"'],
+    [{ METRICS: 'no' }, 'Invalid configuration: METRICS: expected true, false, 1 or 0, got "no"'],
+    [{ METRICS_TOKEN: 'short' }, 'Invalid configuration: METRICS_TOKEN: expected a token of at least 16 characters, got "short"'],
     [{ LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL: .*"loud"$/],
     [{ LOG_FORMAT: 'xml' }, 'Invalid configuration: LOG_FORMAT: expected auto, json or pretty, got "xml"'],
     [{ MAX_GENERATIONS: '0' }, 'Invalid configuration: MAX_GENERATIONS: expected a whole number >= 1, got "0"'],
@@ -79,6 +83,12 @@ describe('config', () => {
     expect(loadConfig({ AUTH_MODE: 'required' }).authMode).toBe('required');
     expect(loadConfig({ AUTH_MODE: 'off' }).authMode).toBe('off');
     expect(loadConfig({ NODE_ENV: 'production' }).authMode).toBe('off');
+  });
+
+  it('reads METRICS (on by default) and METRICS_TOKEN (unset by default)', () => {
+    expect(loadConfig({})).toMatchObject({ metrics: true, metricsToken: undefined });
+    expect(loadConfig({ METRICS: 'false' }).metrics).toBe(false);
+    expect(loadConfig({ METRICS_TOKEN: 'a-token-of-20-chars!' }).metricsToken).toBe('a-token-of-20-chars!');
   });
 
   it('reads LOG_FORMAT', () => {

@@ -95,6 +95,23 @@ describe('rate limits (RATE_LIMITS), charged by work per caller', () => {
   });
 });
 
+describe('rate-limit refusals in /metrics', () => {
+  it('counts each refusal by operation class in gateway_rate_limited_total', async () => {
+    const gw = await startGateway({ env: { RATE_LIMITS: 'predict:1/1m,read:1/1m' } });
+    try {
+      await predict(gw, 1);
+      for (let i = 0; i < 3; i++) expect((await predict(gw, 1)).status).toBe(429);
+      await gw.gql('{ models { name } }');
+      expect((await gw.gql('{ models { name } }')).status).toBe(429);
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      const count = (operationClass: string) => Number(new RegExp(`^gateway_rate_limited_total\\{operation_class="${operationClass}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+      expect({ predict: count('predict'), read: count('read') }).toEqual({ predict: 3, read: 1 });
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('recovery', () => {
   it('a refused caller is served again once the window it was told to wait has passed', async () => {
     const gw = await startGateway({ env: { RATE_LIMITS: 'predict:2/1s' } });

@@ -3,6 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import type { Config } from '../config.ts';
 import type { Logger } from '../observability/logger.ts';
 import { relayClusterEvents } from '../pubsub/cluster-event-target.ts';
+import { answerMetricsScrapes } from './cluster-metrics.ts';
 import { authority, cannotListen } from '../transport/listen.ts';
 
 /**
@@ -70,6 +71,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   }
 
   relayClusterEvents(cluster);
+  if (config.metrics) answerMetricsScrapes(cluster);
   const slots = new Map<number, Slot>();
   const listened = new Set<number>();
   let started = false;

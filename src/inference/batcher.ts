@@ -9,7 +9,7 @@ export interface BatchTarget {
   runAlone(tensors: readonly TensorData[]): Promise<TensorData[]>;
   /** One ONNX run on already stacked tensors; counts nothing but the run. */
   runStacked(tensors: readonly TensorData[]): Promise<TensorData[]>;
-  stats: Pick<VersionStats, 'recordBatch' | 'recordQueueDelay'>;
+  stats: Pick<VersionStats, 'recordBatch' | 'recordQueueDelay' | 'waiting' | 'bulkWaiting'>;
 }
 
 /** One request as the stacking code sees it. */
@@ -42,7 +42,9 @@ export function createBatcher(target: BatchTarget, options: BatchingOptions): (t
   );
   return (tensors) => {
     const job = jobOf(tensors);
-    return job ? loader.load({ ...job, enqueuedAt: performance.now() }) : target.runAlone(tensors);
+    if (!job) return target.runAlone(tensors);
+    target.stats.waiting++;
+    return loader.load({ ...job, enqueuedAt: performance.now() });
   };
 }
 

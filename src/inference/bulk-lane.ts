@@ -87,6 +87,12 @@ export function createBulkLane(
 
   /** The oldest requests that fit in one run: a lone unstackable one, or stackable ones up to maxBatchSize rows. */
   function take(): BulkRequest[] {
+    const taken = takeOldest();
+    target.stats.bulkWaiting = queue.length;
+    return taken;
+  }
+
+  function takeOldest(): BulkRequest[] {
     if (!queue[0]!.job) return queue.splice(0, 1);
     let rows = 0;
     let count = 0;
@@ -126,6 +132,7 @@ export function createBulkLane(
       return new Promise<TensorData[]>((resolve, reject) => {
         const job = options.maxBatchSize > 1 ? jobOf(tensors) : undefined;
         queue.push({ tensors, job, resolve, reject });
+        target.stats.bulkWaiting = queue.length;
         if (queue.length === 1 && !dispatching) startWaiting();
         wake();
       });

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { ModelNotReadyError } from '../errors.ts';
@@ -7,7 +8,7 @@ import { createBulkLane } from './bulk-lane.ts';
 import { decideBatching } from './batching-policy.ts';
 import type { Manifest } from './manifest.ts';
 import { applyManifest, specOf } from './session-signature.ts';
-import { VersionStats } from './stats.ts';
+import { VersionStats, type InferenceObserver } from './stats.ts';
 import { fromResults, toFeeds } from './tensors.ts';
 import type { RunOptions, ServedVersion, TensorData, TensorSpec, VersionDescriptor } from './types.ts';
 import { warmUp } from './warmup.ts';
@@ -18,6 +19,8 @@ export interface LoadOptions {
   intraOpNumThreads?: number;
   /** Dynamic batching for the models that allow it (see batching-policy.ts). @default true */
   batching?: boolean;
+  /** Told of every ONNX run and batch (metrics); unset: nothing is timed. */
+  observer?: InferenceObserver;
 }
 
 /** Loading failed; carries what the session reported before, if it got that far. */
@@ -65,7 +68,7 @@ export async function loadServedVersion(
   }
   const batching = decideBatching(shapes, manifest.batching, options.batching !== false);
   if (batching.warning) options.log.warn({ model: name, version, reason: batching.warning }, 'batching is off');
-  return createServedVersion(session, { name, version, manifest, ...shapes, batching, loadedAt: new Date() });
+  return createServedVersion(session, { name, version, manifest, ...shapes, batching, loadedAt: new Date() }, options.observer);
 }
 
 const frozenSpecs = (specs: readonly TensorSpec[]) =>
@@ -76,12 +79,19 @@ const frozenSpecs = (specs: readonly TensorSpec[]) =>
  * tracked until it settles, so `close()` can wait for the runs in flight and the queued bulk
  * requests before releasing the session.
  */
-export function createServedVersion(session: ort.InferenceSession, descriptor: VersionDescriptor): ServedVersion {
+export function createServedVersion(session: ort.InferenceSession, descriptor: VersionDescriptor, observer?: InferenceObserver): ServedVersion {
   const { name, version } = descriptor;
-  const stats = new VersionStats();
+  const observed = observer?.forVersion(name, version);
+  const stats = new VersionStats(observed);
   const runSession = (feeds: Record<string, ort.Tensor>) => {
     stats.runs++;
-    return session.run(feeds);
+    if (!observed) return session.run(feeds);
+    const started = performance.now();
+    const run = session.run(feeds);
+    // Observed when the run settles, failed runs included: they took the time too.
+    const settled = () => observed.run((performance.now() - started) / 1000);
+    run.then(settled, settled);
+    return run;
   };
   const runStacked = async (tensors: readonly TensorData[]) => fromResults(descriptor, await runSession(toFeeds(tensors)));
   const runAlone = (tensors: readonly TensorData[]) => {

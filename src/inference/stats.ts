@@ -1,7 +1,20 @@
 /** The counters of a version as readers see them. */
 export type VersionCounters = Readonly<
-  Pick<VersionStats, 'runs' | 'requests' | 'rows' | 'batches' | 'queued' | 'queueDelayTotalMs' | 'queueDelayMaxMs' | 'meanBatchSize' | 'meanQueueDelayMs'>
+  Pick<VersionStats, 'runs' | 'requests' | 'rows' | 'batches' | 'queued' | 'queueDelayTotalMs' | 'queueDelayMaxMs' | 'meanBatchSize' | 'meanQueueDelayMs' | 'waiting' | 'bulkWaiting'>
 >;
+
+/**
+ * Watches the ONNX runs of model versions from outside (metrics); `forVersion` is called once
+ * per loaded version, so label lookups are paid at load, not per run.
+ */
+export interface InferenceObserver {
+  forVersion(model: string, version: number): {
+    /** One ONNX run (a predict batch or a generation step) took `seconds`. */
+    run(seconds: number): void;
+    /** One ONNX run served `requests` predict requests. */
+    batch(requests: number): void;
+  };
+}
 
 /** Counters of one model version since start-up, shown on `ModelVersion.stats`. */
 export class VersionStats {
@@ -17,14 +30,22 @@ export class VersionStats {
   queued = 0;
   queueDelayTotalMs = 0;
   queueDelayMaxMs = 0;
+  /** Online requests in the batching queue now, and bulk requests in the bulk lane now (gauges read them). */
+  waiting = 0;
+  bulkWaiting = 0;
+
+  /** `observer`: told each batch's size (metrics), when set. */
+  constructor(private readonly observer?: Pick<ReturnType<InferenceObserver['forVersion']>, 'batch'>) {}
 
   recordBatch(requests: number, rows: number): void {
+    this.observer?.batch(requests);
     this.batches++;
     this.requests += requests;
     this.rows += rows;
   }
 
   recordQueueDelay(ms: number): void {
+    this.waiting--;
     this.queued++;
     this.queueDelayTotalMs += ms;
     if (ms > this.queueDelayMaxMs) this.queueDelayMaxMs = ms;

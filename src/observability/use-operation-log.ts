@@ -3,6 +3,7 @@ import { isAsyncIterable } from '@envelop/core';
 import { getOperationAST, Kind, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
+import { noMetrics, type GatewayMetrics } from './metrics.ts';
 import { gatewayErrorIn, isLimitError } from './use-gateway-errors.ts';
 
 /** What an operation's resolvers add to its log line (see `noteOperation`). */
@@ -90,10 +91,25 @@ const roundMs = (since: number) => Math.round((performance.now() - since) * 1000
  * errorCode (of the first error), model, version, rows, tokens (what resolvers noted with
  * `noteOperation`), keyId (the API key's id, when the caller used one).
  *
+ * The same outcomes feed `metrics` (one place decides name, type, outcome and code for
+ * both): each `graphql operation` and `subscription ended` line counts one operation, an
+ * executed query or mutation also its duration, and subscriptions started minus ended are
+ * the active ones.
+ *
  * Register it last: it reads results after the masking and error-code plugins have shaped them.
  */
-export function useOperationLog(log: Logger): Plugin {
-  const line = (fields: Record<string, unknown>, msg: string) => log.info(fields, msg);
+export function useOperationLog(log: Logger, metrics: GatewayMetrics = noMetrics): Plugin {
+  type Answered = { operationName: string | null; operationType: string | null; errorCode?: string | undefined; durationMs?: number };
+  /** An operation answered: its line, and its count (with its duration when `executed`). */
+  const line = (fields: Answered & Record<string, unknown>, msg: 'graphql operation' | 'subscription ended', executed = false) => {
+    log.info(fields, msg);
+    metrics.operation({
+      operationName: fields.operationName,
+      operationType: fields.operationType,
+      errorCode: fields.errorCode,
+      seconds: executed && fields.durationMs !== undefined ? fields.durationMs / 1000 : undefined,
+    });
+  };
   return {
     onParse({ context, params }) {
       return ({ result }) => {
@@ -160,6 +176,7 @@ export function useOperationLog(log: Logger): Plugin {
               ...facts,
             },
             'graphql operation',
+            true,
           );
         },
       };
@@ -173,9 +190,11 @@ export function useOperationLog(log: Logger): Plugin {
       let events = 0;
       let errorCode: string | undefined;
       let ended = false;
+      let streaming = false;
       const end = () => {
         if (ended) return;
         ended = true;
+        if (streaming) metrics.subscriptionActive(-1);
         line({ ...common(), durationMs: roundMs(started), outcome: errorCode ? 'error' : 'ok', errorCode, events, ...facts }, 'subscription ended');
       };
       return {
@@ -186,7 +205,9 @@ export function useOperationLog(log: Logger): Plugin {
             line({ ...common(), durationMs: roundMs(started), outcome: code ? 'error' : 'ok', errorCode: code, ...facts }, 'graphql operation');
             return undefined;
           }
-          line({ ...common(), ...facts }, 'subscription started');
+          log.info({ ...common(), ...facts }, 'subscription started');
+          metrics.subscriptionActive(1);
+          streaming = true;
           return {
             onNext({ result: event }) {
               events++;

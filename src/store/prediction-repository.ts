@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { outcomeOf, type Interpretation } from '../inference/interpretation.ts';
 import type { TensorData } from '../inference/types.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
@@ -36,21 +37,28 @@ export interface PredictionRepositoryOptions {
   writer: HistoryWriter;
   /** Write rows that finish together in one transaction (one multi-row INSERT). @default true */
   groupCommit?: boolean;
+  /** Told of each committed transaction: its rows and how long it took (metrics). */
+  onCommit?: (rows: number, seconds: number) => void;
 }
 
 /** The history: writes through `writer` (group commit), reads through Prisma. */
 export function createPredictionRepository(
   db: Database,
   options: PredictionRepositoryOptions,
-): PredictionStore & { commitStats?: { groups: number; rows: number }; eventPending(before: Date, limit: number): Promise<PredictionRecord[]> } {
-  const { writer } = options;
-  const insertOne = (record: PredictionRecord) => writer.insert([record]);
+): PredictionStore & { commitStats?: { groups: number; rows: number }; readonly waiting: number; eventPending(before: Date, limit: number): Promise<PredictionRecord[]> } {
+  const { onCommit } = options;
+  const write = (records: PredictionRecord[]): Promise<void> => {
+    if (!onCommit) return options.writer.insert(records);
+    const started = performance.now();
+    return options.writer.insert(records).then(() => onCommit(records.length, (performance.now() - started) / 1000));
+  };
+  const insertOne = (record: PredictionRecord) => write([record]);
   /** Writes not yet settled, so shutdown can wait for them. */
   const writing = new Set<Promise<void>>();
   const group =
     options.groupCommit === false
       ? undefined
-      : createGroupCommit<PredictionRecord>((records) => writer.insert(records), insertOne);
+      : createGroupCommit<PredictionRecord>(write, insertOne);
   return {
     /** Resolves once the row is committed. */
     insert(record: PredictionRecord): Promise<void> {
@@ -70,6 +78,11 @@ export function createPredictionRepository(
 
     /** Group commit figures: transactions written and rows in them (undefined when off). */
     commitStats: group?.stats,
+
+    /** Rows handed to `insert` and not yet committed. */
+    get waiting(): number {
+      return writing.size;
+    },
 
     /** Rows still flagged for the outbox (src/pubsub/outbox.ts), created before `before`, oldest first. */
     async eventPending(before: Date, limit: number): Promise<PredictionRecord[]> {
