@@ -56,10 +56,10 @@ describe('group commit', () => {
     expect(repo.commitStats!.groups).toBeLessThanOrEqual(2);
     expect(statements.filter((s) => /^INSERT/i.test(s.trim())).length).toBe(repo.commitStats!.groups);
     // What the raw write path stored reads back equal through the typed Prisma client.
-    expect(await repo.findByIds(records.slice(0, 3).map((r) => r.id))).toEqual(records.slice(0, 3).map((r) => ({ ...r, generation: null, cached: false })));
+    expect(await repo.findByIds(records.slice(0, 3).map((r) => r.id))).toEqual(records.slice(0, 3).map((r) => ({ ...r, generation: null, cached: false, apiKeyId: null })));
     const generation = { ...record(), generation: { prompt: 'a', text: 'b', finishReason: 'STOP' as const, tokens: 2, parameters: { maxTokens: 2, temperature: 0, topK: null, seed: 1, stop: ['x'] } } };
     await repo.insert(generation);
-    expect(await repo.findByIds([generation.id])).toEqual([{ ...generation, cached: false }]);
+    expect(await repo.findByIds([generation.id])).toEqual([{ ...generation, cached: false, apiKeyId: null }]);
     const page = await repo.page({ model: 'iris', since: new Date(generation.createdAt.getTime() - 1), until: new Date(generation.createdAt.getTime() + 1) }, 5);
     expect(page.records.map((r) => r.id)).toContain(generation.id);
   });
