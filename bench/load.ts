@@ -25,6 +25,8 @@ export interface LoadTarget {
   body: string;
   /** When set, each request's body instead (e.g. unique inputs); `body` is then only the first. */
   nextBody?: () => string;
+  /** Extra request headers (e.g. `authorization`), beside content-type. */
+  headers?: Record<string, string>;
 }
 
 export interface LoadRun {
@@ -104,7 +106,7 @@ export async function runLoad(target: LoadTarget, connections: number, durationS
         {
           method: 'POST',
           path: url.pathname + url.search,
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...target.headers },
           body: target.body,
           ...(target.nextBody ? { setupRequest: (request: autocannon.Request) => ({ ...request, body: target.nextBody!() }) } : {}),
           onResponse: (status, body) => {

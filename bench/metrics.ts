@@ -1,46 +1,72 @@
 /**
- * `--only metrics`: what Prometheus metrics cost the predict path, and what the per-operation
- * log line costs.
+ * `--only metrics`: what the guard rails cost the predict path (Prometheus metrics, and API
+ * keys with metrics), and what the per-operation log line costs.
  *
- * - Metrics: the same gateway with METRICS=true and METRICS=false, alternating (on, off, on,
- *   off, …: the machine is shared, so drift hits both), each round a fresh process and
- *   database, one load step at `connections`. Per round: requests/s and the server's own CPU
- *   time per request (/proc/<pid>/stat utime+stime ÷ responses, less noisy than requests/s
- *   when the load generator shares the cores). The medians of each side are compared.
+ * - Three gateways, rotating (open, metrics, auth+metrics, then metrics, auth+metrics, open,
+ *   …: the machine is shared, so drift hits all three and none always goes first), each round a
+ *   fresh process and database, one load step at `connections`:
+ *   - `open`: METRICS=false, AUTH_MODE=off;
+ *   - `metrics`: METRICS=true, AUTH_MODE=off;
+ *   - `auth+metrics`: METRICS=true, AUTH_MODE=required, every request carrying a valid key with
+ *     the `predict` scope (made beforehand with `keys create`, the CLI operators use).
+ *   Per round: requests/s and the server's own CPU time per request (/proc/<pid>/stat
+ *   utime+stime ÷ responses). With 2 or more CPUs the server runs on CPU 0 only and this
+ *   process (the load generator) on the others: unpinned, the two fought over both cores and
+ *   the same configuration ranged ±15% between rounds, more than the differences measured. A round with any answer that is not a success throws: a refused key would be cheap
+ *   and make the guarded gateway look fast. The medians of each configuration are compared
+ *   with `open`'s.
  * - Log line: pino writing the operation line to a pipe drained by another process (what the
- *   server's stdout is under a supervisor), synchronous (pino's stdout default, what the
- *   gateway uses) and asynchronous (`pino.destination({ sync: false })`, what the gateway uses since),
- *   µs per line in-process.
+ *   server's stdout is under a supervisor), synchronous (pino's stdout default) and
+ *   asynchronous (`pino.destination({ sync: false })`, what the gateway uses), µs per line
+ *   in-process.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { round, runStep } from './load.ts';
-import { startServer, stopServer } from './processes.ts';
+import { pinToCpus, startServer, stopServer } from './processes.ts';
 import { PREDICT_BODY } from './read.ts';
 
+export const GUARD_CONFIGS = ['open', 'metrics', 'auth+metrics'] as const;
+export type GuardConfig = (typeof GUARD_CONFIGS)[number];
+
 export interface MetricsRound {
-  metrics: boolean;
+  config: GuardConfig;
   rps: number;
   cpuUsPerRequest: number;
   p99Ms: number;
 }
 
+export interface GuardSide {
+  config: GuardConfig;
+  rps: number;
+  cpuUsPerRequest: number;
+  /** 1 − rps/open's rps of the medians, in % (0 for open). */
+  rpsLossPercent: number;
+  /** cpu/open's cpu − 1 of the medians, in % (0 for open). */
+  cpuCostPercent: number;
+}
+
 export interface MetricsBenchResult {
   connections: number;
   durationS: number;
+  /** The server ran on CPU 0 and the load generator on the others. */
+  pinned: boolean;
   rounds: MetricsRound[];
-  medianOn: { rps: number; cpuUsPerRequest: number };
-  medianOff: { rps: number; cpuUsPerRequest: number };
-  /** 1 − on/off of the median requests/s, in %. */
-  rpsLossPercent: number;
-  /** on/off − 1 of the median CPU per request, in %. */
-  cpuCostPercent: number;
+  /** Medians per configuration, in GUARD_CONFIGS order. */
+  sides: GuardSide[];
   logLine: { syncUs: number; asyncUs: number };
 }
+
+/** The environment of each configuration; `auth+metrics` also needs a key in the database. */
+const CONFIG_ENV: Record<GuardConfig, Record<string, string>> = {
+  open: { METRICS: 'false', AUTH_MODE: 'off' },
+  metrics: { METRICS: 'true', AUTH_MODE: 'off' },
+  'auth+metrics': { METRICS: 'true', AUTH_MODE: 'required' },
+};
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -70,6 +96,16 @@ async function logLineUs(sync: boolean, lines: number): Promise<number> {
   return round(us, 2);
 }
 
+/** A new key with the `predict` scope in the database at `databaseUrl`, made by the `keys create` CLI. */
+function createKey(repoRoot: string, databaseUrl: string): string {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'keys', 'create', '--name', 'bench', '--scopes', 'predict'], {
+    cwd: repoRoot,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    encoding: 'utf8',
+  });
+  return (JSON.parse(out.trim().split('\n').at(-1)!) as { key: string }).key;
+}
+
 export async function runMetricsBench(options: {
   repoRoot: string;
   script: string;
@@ -81,27 +117,38 @@ export async function runMetricsBench(options: {
   log: (message: string) => void;
 }): Promise<MetricsBenchResult> {
   const rounds: MetricsRound[] = [];
-  for (let i = 0; i < options.rounds * 2; i++) {
-    const metrics = i % 2 === 0;
+  const cpus = os.availableParallelism();
+  const pinned = cpus >= 2;
+  if (pinned) pinToCpus(process.pid, `1-${cpus - 1}`);
+  try {
+  for (let i = 0; i < options.rounds * GUARD_CONFIGS.length; i++) {
+    // Rotate the order each pass so no configuration always runs first.
+    const pass = Math.floor(i / GUARD_CONFIGS.length);
+    const config = GUARD_CONFIGS[(i + pass) % GUARD_CONFIGS.length]!;
     const dir = mkdtempSync(join(os.tmpdir(), 'bench-metrics-'));
     try {
+      const databaseUrl = `file:${join(dir, 'bench.db')}`;
+      const headers = config === 'auth+metrics' ? { authorization: `Bearer ${createKey(options.repoRoot, databaseUrl)}` } : undefined;
       const server = await startServer({
-        name: `gateway METRICS=${metrics}`,
+        name: `gateway ${config}`,
         script: options.script,
         nodeArgs: options.nodeArgs,
         cwd: options.repoRoot,
-        env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: `file:${join(dir, 'bench.db')}`, METRICS: String(metrics) },
+        env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: databaseUrl, ...CONFIG_ENV[config] },
         readyPath: '/readyz',
+        ...(pinned ? { cpus: '0' } : {}),
       });
       try {
-        const target = { url: `${server.url}/graphql`, body: PREDICT_BODY };
+        const target = { url: `${server.url}/graphql`, body: PREDICT_BODY, headers };
         // CPU over warm-up and measured part, divided by the responses of both.
         const before = cpuSeconds(server.pid);
         const step = await runStep(target, options.connections, options.durationS, options.warmupS);
         const cpu = cpuSeconds(server.pid) - before;
         const m = step.measured;
-        const run = { metrics, rps: m.rps, cpuUsPerRequest: Math.round((cpu * 1e6) / Math.max(1, m.responses + step.warmup.responses)), p99Ms: m.p99Ms };
-        options.log(`metrics ${metrics ? 'on ' : 'off'} round ${(i >> 1) + 1}: ${run.rps} rps, ${run.cpuUsPerRequest} µs CPU per request, p99 ${run.p99Ms} ms`);
+        const failed = m.responses + step.warmup.responses - m.ok - step.warmup.ok;
+        if (failed > 0 || m.unanswered > 0) throw new Error(`${config}: ${failed} answers were not successes, ${m.unanswered} unanswered; the figures would not be comparable`);
+        const run = { config, rps: m.rps, cpuUsPerRequest: Math.round((cpu * 1e6) / Math.max(1, m.responses + step.warmup.responses)), p99Ms: m.p99Ms };
+        options.log(`${config.padEnd(12)} pass ${pass + 1}: ${run.rps} rps, ${run.cpuUsPerRequest} µs CPU per request, p99 ${run.p99Ms} ms`);
         rounds.push(run);
       } finally {
         await stopServer(server);
@@ -110,37 +157,39 @@ export async function runMetricsBench(options: {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const side = (on: boolean) => {
-    const runs = rounds.filter((r) => r.metrics === on);
+  } finally {
+    if (pinned) pinToCpus(process.pid, `0-${cpus - 1}`);
+  }
+  const medians = (config: GuardConfig) => {
+    const runs = rounds.filter((r) => r.config === config);
     return { rps: Math.round(median(runs.map((r) => r.rps))), cpuUsPerRequest: Math.round(median(runs.map((r) => r.cpuUsPerRequest))) };
   };
-  const medianOn = side(true);
-  const medianOff = side(false);
+  const open = medians('open');
+  const sides = GUARD_CONFIGS.map((config) => {
+    const m = medians(config);
+    return { config, ...m, rpsLossPercent: round((1 - m.rps / open.rps) * 100, 1), cpuCostPercent: round((m.cpuUsPerRequest / open.cpuUsPerRequest - 1) * 100, 1) };
+  });
   options.log('log line: 100,000 lines each, synchronous and asynchronous pino destination');
   const logLine = { syncUs: await logLineUs(true, 100_000), asyncUs: await logLineUs(false, 100_000) };
-  return {
-    connections: options.connections,
-    durationS: options.durationS,
-    rounds,
-    medianOn,
-    medianOff,
-    rpsLossPercent: round((1 - medianOn.rps / medianOff.rps) * 100, 1),
-    cpuCostPercent: round((medianOn.cpuUsPerRequest / medianOff.cpuUsPerRequest - 1) * 100, 1),
-    logLine,
-  };
+  return { connections: options.connections, durationS: options.durationS, pinned, rounds, sides, logLine };
 }
 
 /** The report's lines for the section. */
 export function renderMetrics(r: MetricsBenchResult): string[] {
+  const passes = r.rounds.length / GUARD_CONFIGS.length;
+  const target = (config: GuardConfig) => (config === 'metrics' ? '< 5%' : config === 'auth+metrics' ? '< 10%' : '');
   return [
-    `Predict at ${r.connections} connections, ${r.durationS} s per round, ${r.rounds.length / 2} rounds each side, alternating; medians:`,
+    `Predict at ${r.connections} connections, ${r.durationS} s per round, ${passes} rounds per configuration, rotating; ${r.pinned ? 'server on CPU 0, load generator on the others' : 'server and load generator share the CPU'}; medians:`,
     '',
-    '| METRICS | requests/s | server CPU per request |',
-    '| --- | --- | --- |',
-    `| true | ${r.medianOn.rps} | ${r.medianOn.cpuUsPerRequest} µs |`,
-    `| false | ${r.medianOff.rps} | ${r.medianOff.cpuUsPerRequest} µs |`,
+    '| configuration | requests/s | loss vs open (target) | server CPU per request | CPU vs open |',
+    '| --- | --- | --- | --- | --- |',
+    ...r.sides.map((s) =>
+      s.config === 'open'
+        ? `| open (METRICS=false, AUTH_MODE=off) | ${s.rps} | – | ${s.cpuUsPerRequest} µs | – |`
+        : `| ${s.config === 'metrics' ? 'metrics (METRICS=true)' : 'auth+metrics (AUTH_MODE=required, valid key, METRICS=true)'} | ${s.rps} | ${s.rpsLossPercent}% (${target(s.config)}) | ${s.cpuUsPerRequest} µs | ${s.cpuCostPercent >= 0 ? '+' : ''}${s.cpuCostPercent}% |`,
+    ),
     '',
-    `Throughput loss with metrics: ${r.rpsLossPercent}% (target < 5%); CPU per request +${r.cpuCostPercent}%. Rounds: ${r.rounds.map((x) => `${x.metrics ? 'on' : 'off'} ${x.rps}`).join(', ')}.`,
+    `Rounds in order: ${r.rounds.map((x) => `${x.config} ${x.rps}`).join(', ')}.`,
     '',
     `Operation log line (pino, to a drained pipe): ${r.logLine.syncUs} µs synchronous, ${r.logLine.asyncUs} µs asynchronous (the gateway's stdout).`,
   ];

@@ -36,6 +36,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Node flags before the script. @default ['--import', 'tsx'] */
   nodeArgs?: string[];
+  /** Run the server (all its threads) on these CPUs only (`taskset -a -c`), e.g. '0'. @default any CPU */
+  cpus?: string;
 }
 
 const running = new Map<number, ChildProcess>();
@@ -66,6 +68,11 @@ export function installCleanup(): void {
   }
 }
 
+/** Restricts every thread of `pid` to `cpus` (a taskset list such as '0' or '0,1'). */
+export function pinToCpus(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
 /**
  * Spawns `node --import tsx <script>` and resolves once it has logged `"msg":"listening"` with a
  * `port` (and, with `readyPath`, answers 200 there). Rejects, after killing the child, on exit or
@@ -81,6 +88,8 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
   if (child.pid === undefined) throw new Error(`${options.name}: spawn failed`);
   const pid = child.pid;
   running.set(pid, child);
+  // Threads started later (libuv, ONNX Runtime) inherit the affinity set here.
+  if (options.cpus !== undefined) pinToCpus(pid, options.cpus);
   const exited = new Promise<ExitStatus>((resolve) =>
     child.on('exit', (code, signal) => {
       running.delete(pid);

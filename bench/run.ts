@@ -329,13 +329,13 @@ async function main(): Promise<number> {
     result.batch = await runBatchBench({ repoRoot: REPO_ROOT, script, nodeArgs, durationS: options.durationS, warmupS: WARMUP_S });
     if (result.batch.crashes.length > 0) throw new Error(result.batch.crashes.join('; '));
   });
-  await section('metrics', 'metrics on/off', async () => {
+  await section('metrics', 'guard rails: metrics and API keys', async () => {
     const rounds = options.quick ? 2 : 3;
-    log(`metrics: predict at 64 connections with METRICS=true and false alternating, ${rounds} rounds each (${options.durationS} s), then the log line in-process`);
+    log(`metrics: predict at 64 connections, open / METRICS=true / AUTH_MODE=required with a key and METRICS=true, rotating, ${rounds} rounds each (${options.durationS} s), then the log line in-process`);
     const { nodeArgs, script } = startCommand(REPO_ROOT);
     result.metrics = await runMetricsBench({ repoRoot: REPO_ROOT, script, nodeArgs, connections: 64, durationS: options.durationS, warmupS: WARMUP_S, rounds, log });
     const m = result.metrics;
-    log(`metrics: median ${m.medianOn.rps} rps on vs ${m.medianOff.rps} off (loss ${m.rpsLossPercent}%), CPU per request ${m.medianOn.cpuUsPerRequest} vs ${m.medianOff.cpuUsPerRequest} µs; log line ${m.logLine.syncUs} µs sync, ${m.logLine.asyncUs} µs async`);
+    log(`metrics: medians ${m.sides.map((s) => `${s.config} ${s.rps} rps (${s.rpsLossPercent}% loss), ${s.cpuUsPerRequest} µs CPU`).join('; ')}; log line ${m.logLine.syncUs} µs sync, ${m.logLine.asyncUs} µs async`);
   });
   // Scale-out (issue 10): PostgreSQL, Redis and nginx on 127.0.0.1.
   const scaleOut = { repoRoot: REPO_ROOT, durationS: options.durationS, warmupS: WARMUP_S, log };
