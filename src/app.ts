@@ -141,11 +141,11 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const store = await openStore(config.databaseUrl, { onQuery: options.onQuery, sqliteSynchronous: config.sqliteSynchronous, eventPending: eventsCrossProcesses });
   const db: Database = store.db;
   const historyWriter = store.history;
-  const models = new ModelRepository(config.modelRepository, log, { batching: config.batching, observer: metrics.inference });
-  const modelsLoaded = models.load();
   // With REDIS_URL, events travel through Redis: a subscriber on any replica hears every replica's events.
   const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
+  const models = new ModelRepository(config.modelRepository, log, { batching: config.batching, observer: metrics.inference, onEvent: (event) => bus.publish('model.event', event) });
+  const modelsLoaded = models.load();
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching, onCommit: metrics.historyCommit });
   const outbox = eventsCrossProcesses
     ? createOutbox<PredictionRecord>(

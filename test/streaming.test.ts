@@ -53,9 +53,11 @@ describe('predictionCreated', () => {
     // The read starts inside the publish call: on SQLite it is done there (synchronous
     // better-sqlite3); on PostgreSQL it is sent then, on a connection of the test's own.
     const published: Array<Promise<{ id: string; committed: boolean }>> = [];
-    const stop = onPublish(gw.app.bus, (_topic, p) =>
-      published.push(gw.query('SELECT 1 FROM "Prediction" WHERE "id" = $1', [p.id]).then((rows) => ({ id: p.id, committed: rows.length > 0 }))),
-    );
+    const stop = onPublish(gw.app.bus, (topic, p) => {
+      if (topic !== 'prediction.created' && topic !== 'batch-job.progress') return;
+      const { id } = p as { id: string };
+      published.push(gw.query('SELECT 1 FROM "Prediction" WHERE "id" = $1', [id]).then((rows) => ({ id, committed: rows.length > 0 })));
+    });
     try {
       const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => predict(i % 2 ? 'iris' : 'diabetes', i % 2 ? IRIS : DIABETES)));
       const alone = await predict('iris', IRIS);

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ModelNotFoundError, ModelNotReadyError, ServiceUnavailableError } from '../errors.ts';
 import { EMPTY_MANIFEST, manifestSchema, type Manifest } from './manifest.ts';
+import { modelEvent, type ModelEventSink } from './model-events.ts';
 import { loadServedVersion, VersionLoadError, type LoadOptions } from './served-version.ts';
 import type { Model, ServedVersion, VersionState } from './types.ts';
 
@@ -20,6 +21,8 @@ export type ModelRepositoryOptions = Omit<LoadOptions, 'log'> & {
    * as the batch CLI, loading the whole repository is slow. @default every model
    */
   only?: readonly string[];
+  /** Told of every version state change (LOADING, READY, FAILED, …): the `modelEvents` subscription. */
+  onEvent?: ModelEventSink;
 };
 
 interface Entry {
@@ -43,12 +46,14 @@ export class ModelRepository {
   private closed = false;
   private readonly log: Logger;
   private readonly options: Omit<LoadOptions, 'log'>;
+  private readonly emit: ModelEventSink;
 
   constructor(root: string, log: Logger, options: ModelRepositoryOptions = {}) {
     this.root = resolve(root);
     this.log = log;
-    const { only, ...loadOptions } = options;
+    const { only, onEvent, ...loadOptions } = options;
     this.options = loadOptions;
+    this.emit = onEvent ?? (() => {});
     for (const model of scan(this.root, only)) this.models.set(model.name, model);
   }
 
@@ -112,6 +117,7 @@ export class ModelRepository {
     const { served } = this.stateOf(name, version);
     this.set(name, version, { status: 'FAILED', error: reason, ...(served ? { served } : {}) });
     this.log.warn({ model: name, version, reason }, 'model version failed');
+    this.emit(modelEvent('FAILED', name, version, reason));
     return served?.close() ?? Promise.resolve();
   }
 
@@ -138,16 +144,22 @@ export class ModelRepository {
   }
 
   private async loadVersion(model: Entry, entry: VersionState): Promise<void> {
-    if (entry.status === 'FAILED') return;
+    if (entry.status === 'FAILED') {
+      this.emit(modelEvent('FAILED', model.name, entry.version, entry.error ?? null));
+      return;
+    }
+    this.emit(modelEvent('LOADING', model.name, entry.version));
     try {
       const served = await loadServedVersion({ name: model.name, version: entry.version, path: entry.path, manifest: model.manifest }, { ...this.options, log: this.log });
       this.set(model.name, entry.version, { status: 'READY', served });
       this.log.info({ model: model.name, version: entry.version }, 'model loaded');
+      this.emit(modelEvent('READY', model.name, entry.version));
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       const reported = error instanceof VersionLoadError ? error.reported : undefined;
       this.set(model.name, entry.version, { status: 'FAILED', error: reason, ...(reported ? { reported } : {}) });
       this.log.warn({ model: model.name, version: entry.version, reason }, 'model failed to load');
+      this.emit(modelEvent('FAILED', model.name, entry.version, reason));
     }
   }
 }

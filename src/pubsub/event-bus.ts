@@ -1,3 +1,4 @@
+import type { ModelEvent } from '../inference/model-events.ts';
 import type { BatchJobRecord } from '../serving/batch-job-store.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import { createSubscriberQueue, type SubscriberQueueStats } from './subscriber-queue.ts';
@@ -7,6 +8,8 @@ export interface Events {
   'prediction.created': PredictionRecord;
   /** A batch job changed: queued, started, a chunk committed, or ended. */
   'batch-job.progress': BatchJobRecord;
+  /** A model version changed state, or a model's traffic changed (inference/model-events.ts). */
+  'model.event': ModelEvent;
 }
 
 export interface EventBus {
@@ -51,6 +54,7 @@ export function approximateBytes(record: PredictionRecord): number {
 const SIZE_OF: { [T in keyof Events]: (payload: Events[T]) => number } = {
   'prediction.created': approximateBytes,
   'batch-job.progress': () => 512,
+  'model.event': () => 512,
 };
 
 /** A subscriber's queue; a topic's set holds queues of that topic's payload only. */

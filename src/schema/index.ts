@@ -4,5 +4,6 @@ import './model.ts';
 import './prediction.ts';
 import './generation.ts';
 import './batch-job.ts';
+import './model-events.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });
