@@ -144,9 +144,18 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   // With REDIS_URL, events travel through Redis: a subscriber on any replica hears every replica's events.
   const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
-  const models = new ModelRepository(config.modelRepository, log, { batching: config.batching, observer: metrics.inference, onEvent: (event) => bus.publish('model.event', event) });
-  const modelsLoaded = models.load();
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching, onCommit: metrics.historyCommit });
+  const models = new ModelRepository(config.modelRepository, log, {
+    batching: config.batching,
+    observer: metrics.inference,
+    onEvent: (event) => bus.publish('model.event', event),
+    // Verified swap: a version loaded while another serves first replays the model's newest stored requests.
+    servedExamples: (model, limit) => predictions.servedExamples(model, limit),
+    replayRequests: config.modelReplayRequests,
+  });
+  const modelsLoaded = models.load();
+  // Hot reload: the repository is scanned again every MODEL_POLL_INTERVAL_MS, once the first load is done.
+  void modelsLoaded.then(() => models.startPolling(config.modelPollIntervalMs));
   const outbox = eventsCrossProcesses
     ? createOutbox<PredictionRecord>(
         {

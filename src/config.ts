@@ -57,6 +57,18 @@ const environmentSchema = z.object({
   /** Triton-style model repository folder. @default models */
   MODEL_REPOSITORY: z.string().min(1, { error: 'expected a folder path' }).default('models'),
   /**
+   * Hot reload (Triton's poll mode): every this many ms the repository is scanned again; new
+   * version folders are loaded, warmed up (and verified) before they take traffic, removed ones
+   * drained and unloaded, changed files and model.json re-read. 0 scans only at start. @default 0
+   */
+  MODEL_POLL_INTERVAL_MS: wholeNumber(0).default(0),
+  /**
+   * Verified swap: a version loaded while another version of its model serves is first run on
+   * the model's newest this-many stored requests, and its agreement with the served answers is
+   * reported (modelEvents VERIFIED; model.json `verify` may require a minimum). 0: no replay. @default 100
+   */
+  MODEL_REPLAY_REQUESTS: wholeNumber(0).default(100),
+  /**
    * SQLite only: `synchronous` for history writes: FULL survives power loss, NORMAL only a
    * process crash (and commits faster). @default FULL
    */
@@ -178,6 +190,9 @@ export type Config = Readonly<{
   databaseUrl: string;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   modelRepository: string;
+  /** 0: the repository is scanned at start only. */
+  modelPollIntervalMs: number;
+  modelReplayRequests: number;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   logFormat: 'auto' | 'json' | 'pretty';
   graphiql: boolean;
@@ -250,6 +265,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     databaseUrl: e.DATABASE_URL,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     modelRepository: e.MODEL_REPOSITORY,
+    modelPollIntervalMs: e.MODEL_POLL_INTERVAL_MS,
+    modelReplayRequests: e.MODEL_REPLAY_REQUESTS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     graphiql: e.GRAPHIQL,

@@ -25,6 +25,31 @@ export const manifestSchema = z.strictObject({
   /** Version served when a request names none. Default: the newest READY version (Triton's "latest"). */
   defaultVersion: z.number().int().positive().optional(),
   /**
+   * Which version folders are loaded (Triton's version_policy): `{ "latest": { "numVersions": n } }`
+   * the n highest numbers, `{ "all": {} }`, or `{ "specific": { "versions": [1, 3] } }`. The
+   * others are listed UNLOADED. Default: all (Triton's default is latest 1; this gateway loaded
+   * every version before policies existed, and keeps doing so).
+   */
+  versionPolicy: z
+    .union([
+      z.strictObject({ latest: z.strictObject({ numVersions: z.number().int().min(1) }) }),
+      z.strictObject({ all: z.strictObject({}) }),
+      z.strictObject({ specific: z.strictObject({ versions: z.array(z.number().int().positive()).min(1) }) }),
+    ])
+    .optional(),
+  /**
+   * Verified swap: a version loaded while another one serves is replayed on the newest stored
+   * requests (MODEL_REPLAY_REQUESTS) first; below these bounds it stays out of traffic (FAILED,
+   * with the figures). `minAgreement`: share of replayed requests with the served label
+   * (classifiers); `maxMeanAbsoluteDifference`: over every output number.
+   */
+  verify: z
+    .strictObject({
+      minAgreement: z.number().min(0).max(1).optional(),
+      maxMeanAbsoluteDifference: z.number().min(0).optional(),
+    })
+    .optional(),
+  /**
    * Dynamic batching (Triton's max_batch_size / max_queue_delay): rows per ONNX run at
    * most (0 or 1: off), and how long a request may wait for company (0: only until the
    * current event-loop turn ends).

@@ -14,7 +14,7 @@ export interface TensorData {
   data: number[];
 }
 
-export type ModelStatus = 'LOADING' | 'READY' | 'FAILED';
+export type ModelStatus = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADED';
 
 /** An input or output as the ONNX session reports it; dynamic dimensions are -1. */
 export interface TensorSpec {
@@ -72,7 +72,7 @@ export interface VersionState {
   readonly version: number;
   readonly path: string;
   readonly status: ModelStatus;
-  /** Why the version is FAILED. */
+  /** Why the version is FAILED, or UNLOADED. */
   readonly error?: string;
   /** The version serving requests (READY), or the one that served before it was FAILED at run time. */
   readonly served?: ServedVersion;

@@ -22,6 +22,9 @@ export const ModelStatusEnum = builder.enumType('ModelStatus', {
     LOADING: { description: 'The ONNX session is being created.' },
     READY: { description: 'Serving predictions.' },
     FAILED: { description: 'Could not be loaded; `error` says why. Other versions and models are unaffected.' },
+    UNLOADED: {
+      description: 'Not loaded: left out by the version policy, taken out by unloadModel, or its folder was removed (then it disappears once drained); `error` says which. loadModel loads it.',
+    },
   },
 });
 
@@ -61,7 +64,7 @@ export const ModelVersionRef = builder.objectRef<VersionState>('ModelVersion').i
   fields: (t) => ({
     version: t.exposeInt('version', { description: 'Positive integer from the folder name.' }),
     status: t.field({ type: ModelStatusEnum, description: 'Load state.', resolve: (v) => v.status }),
-    error: t.string({ nullable: true, description: 'Why loading failed (FAILED only).', resolve: (v) => v.error ?? null }),
+    error: t.string({ nullable: true, description: 'Why loading failed (FAILED), or why the version is not loaded (UNLOADED).', resolve: (v) => v.error ?? null }),
     loadedAt: t.field({
       type: 'DateTime',
       nullable: true,
@@ -118,5 +121,30 @@ builder.queryFields((t) => ({
     description: 'One model by name; null when the repository has none by that name.',
     args: { name: t.arg.string({ required: true, description: 'Model name.' }) },
     resolve: (_root, args, ctx) => ctx.models.get(args.name) ?? null,
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  loadModel: t.field({
+    type: ModelVersionRef,
+    description:
+      "Loads one version folder from disk (or reloads it: the version keeps serving its previous file until the new one is ready, and keeps it if the new one fails), whatever model.json's versionPolicy says, and keeps it loaded until unloadModel. When another version of the model serves, the new one is verified by a replay first. Answers once the version is READY or FAILED; MODEL_NOT_FOUND when the folder does not exist. Needs the admin scope.",
+    authScopes: { admin: true },
+    args: {
+      name: t.arg.string({ required: true, description: 'Model name (folder under the model repository).' }),
+      version: t.arg.int({ required: true, description: 'Version folder number.' }),
+    },
+    resolve: (_root, args, ctx) => ctx.models.loadVersion(args.name, args.version),
+  }),
+  unloadModel: t.field({
+    type: ModelVersionRef,
+    description:
+      'Takes one version out of traffic: requests already running on it finish, then its session is released and it is listed UNLOADED. Repository polls leave it unloaded until loadModel. Needs the admin scope.',
+    authScopes: { admin: true },
+    args: {
+      name: t.arg.string({ required: true, description: 'Model name.' }),
+      version: t.arg.int({ required: true, description: 'Version number.' }),
+    },
+    resolve: (_root, args, ctx) => ctx.models.unloadVersion(args.name, args.version),
   }),
 }));

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { ModelNotReadyError } from '../errors.ts';
 import { newId } from './ids.ts';
 import type { ModelRepository } from '../inference/repository.ts';
 import { interpretationOf, outcomeOf } from '../inference/interpretation.ts';
@@ -27,14 +28,29 @@ export function createPredictionService(deps: { models: ModelRepository; history
   return {
     async predict(input: PredictInput): Promise<PredictionRecord> {
       const started = performance.now();
-      const version = models.resolve(input.model, input.version);
-      const inputs = requestTensors(version, input);
+      const resolved = models.resolve(input.model, input.version);
+      let version = resolved;
+      let inputs = requestTensors(version, input);
       const caching = cache && version.manifest.responseCache;
       const key = caching ? responseCacheKey(version.name, version.version, inputs) : undefined;
       // The cache only saves work: when it fails, the model answers.
       const hit = key ? await cache!.get(key).catch(() => undefined) : undefined;
-      const outputs = hit ?? (await version.run(inputs));
-      if (key && !hit) void cache!.set(key, outputs, caching!.ttlMs).catch(() => undefined);
+      let outputs = hit;
+      if (!outputs) {
+        try {
+          outputs = await version.run(inputs);
+        } catch (error) {
+          // Hot reload: the version resolved was taken out of traffic (drained) before this
+          // request reached it. A request that named no version runs on the one serving now.
+          const now = input.version == null && error instanceof ModelNotReadyError ? models.resolve(input.model) : version;
+          if (now === version) throw error;
+          version = now;
+          inputs = requestTensors(version, input);
+          outputs = await version.run(inputs);
+        }
+      }
+      // A reload of the same version number is a different model: only the version resolved first may fill its key.
+      if (key && !hit && version === resolved) void cache!.set(key, outputs, caching!.ttlMs).catch(() => undefined);
       const interpretation = interpretationOf(version.manifest, version.outputs[0]?.name);
       const record: PredictionRecord = {
         id: newId(),

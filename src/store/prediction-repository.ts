@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { outcomeOf, type Interpretation } from '../inference/interpretation.ts';
+import type { ServedExample } from '../inference/replay.ts';
 import type { TensorData } from '../inference/types.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import type { PredictionFilter, PredictionPage, PredictionStore } from '../serving/prediction-store.ts';
@@ -45,7 +46,12 @@ export interface PredictionRepositoryOptions {
 export function createPredictionRepository(
   db: Database,
   options: PredictionRepositoryOptions,
-): PredictionStore & { commitStats?: { groups: number; rows: number }; readonly waiting: number; eventPending(before: Date, limit: number): Promise<PredictionRecord[]> } {
+): PredictionStore & {
+  commitStats?: { groups: number; rows: number };
+  readonly waiting: number;
+  eventPending(before: Date, limit: number): Promise<PredictionRecord[]>;
+  servedExamples(model: string, limit: number): Promise<ServedExample[]>;
+} {
   const { onCommit } = options;
   const write = (records: PredictionRecord[]): Promise<void> => {
     if (!onCommit) return options.writer.insert(records);
@@ -99,6 +105,15 @@ export function createPredictionRepository(
       const rows = await db.prediction.findMany({ where: { id: { in: ids.filter((id) => !id.includes('\0')) }, ...(apiKeyId !== undefined ? { apiKeyId } : {}) } });
       const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
       return ids.map((id) => byId.get(id));
+    },
+
+    /**
+     * The newest `limit` stored requests of `model` (any version) with the outputs served for
+     * them: what a verified swap replays on a new version. One SELECT of two columns.
+     */
+    async servedExamples(model: string, limit: number): Promise<ServedExample[]> {
+      const rows = await db.prediction.findMany({ where: { modelName: model }, orderBy: { id: 'desc' }, take: limit, select: { inputs: true, outputs: true } });
+      return rows.map((row) => ({ inputs: row.inputs as unknown as TensorData[], outputs: decodeTensors(row.outputs as unknown as StoredTensor[]) }));
     },
 
     /** Newest first; `afterId` continues below that id. One SELECT of `first + 1` rows. */
