@@ -3,6 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ModelEvent } from '../src/inference/model-events.ts';
+import { ModelNotReadyError } from '../src/errors.ts';
+import { createMemoryResponseCache } from '../src/cache/response-cache.ts';
+import { createHistory } from '../src/serving/history.ts';
+import { createPredictionService } from '../src/serving/predict.ts';
+import { createPredictionRepository } from '../src/store/prediction-repository.ts';
 import { createTestApp, type TestApp } from './helpers/app.ts';
 import { writeIrisManifest, writeIrisVersion, type IrisVariant } from './helpers/iris-versions.ts';
 import { onPublish } from './helpers/observe.ts';
@@ -166,6 +171,18 @@ describe('repository scan (poll)', () => {
     expect(new Set((await predictIris(app, 6)).map((a) => a.label))).toEqual(new Set(['virginica']));
   });
 
+  it('keeps serving the previous file when a changed model.onnx fails to load', async () => {
+    const app = await start({ 1: 'same' });
+    mkdirSync(join(repo, '.staging'), { recursive: true });
+    writeFileSync(join(repo, '.staging', 'model.onnx'), 'truncated upload');
+    renameSync(join(repo, '.staging', 'model.onnx'), join(repo, 'iris', '1', 'model.onnx'));
+    await app.app.models.poll();
+    expect(typesOf(1)).toEqual(['LOADING', 'FAILED']);
+    expect(events[1]!.reason).toMatch(/\(the previously loaded file keeps serving\)$/);
+    expect((await statuses(app))[0]).toMatchObject({ status: 'READY', error: null });
+    expect((await predictIris(app, 3)).map((a) => a.version)).toEqual([1, 1, 1]);
+  });
+
   it('re-reads a changed model.json; a refused one is reported and the versions serving keep the previous one', async () => {
     const app = await start({ 1: 'same' });
     writeIrisManifest(repo, 'iris', { description: 'second edition' });
@@ -262,5 +279,31 @@ describe('loadModel / unloadModel', () => {
     expect(missing.body.errors?.[0]?.extensions?.code).toBe('MODEL_NOT_FOUND');
     const unknown = await app.gql(UNLOAD, { v: 7 });
     expect(unknown.body.errors?.[0]?.extensions?.code).toBe('MODEL_NOT_FOUND');
+  });
+});
+
+describe('a request whose version is drained before it runs', () => {
+  it('runs on the version serving now when it named none, and fails with MODEL_NOT_READY when it named one', async () => {
+    const app = await start({ 1: 'same', 2: 'same' }, { responseCache: {} });
+    // The window: predict resolves the version, then awaits the response cache before it runs.
+    // This cache unloads version 2 during that await, as a poll removing its folder would.
+    const memory = createMemoryResponseCache();
+    const cache = {
+      get: async (key: string) => {
+        await app.app.models.unloadVersion('iris', 2);
+        return memory.get(key);
+      },
+      set: memory.set,
+    };
+    const store = createPredictionRepository(app.app.db, { writer: app.app.historyWriter });
+    const service = createPredictionService({ models: app.app.models, history: createHistory({ store, bus: app.app.bus }), cache });
+    const features = [6.3, 2.9, 5.6, 1.8];
+
+    const record = await service.predict({ model: 'iris', features });
+    expect(record.version).toBe(1);
+    expect((await store.findByIds([record.id]))[0]?.version).toBe(1);
+
+    await app.app.models.loadVersion('iris', 2);
+    await expect(service.predict({ model: 'iris', version: 2, features })).rejects.toBeInstanceOf(ModelNotReadyError);
   });
 });
