@@ -2,17 +2,23 @@
  * `--only metrics`: what the guard rails cost the predict path (Prometheus metrics, and API
  * keys with metrics), and what the per-operation log line costs.
  *
- * - Three gateways, rotating (open, metrics, auth+metrics, then metrics, auth+metrics, open,
- *   …: the machine is shared, so drift hits all three and none always goes first), each round a
- *   fresh process and database, one load step at `connections`:
+ * - Three gateways started side by side and loaded in turn, in short slices (open, metrics,
+ *   auth+metrics, then metrics, auth+metrics, open, …), one at a time at `connections`: drift of
+ *   a shared machine then hits all three alike, and none always goes first. Earlier versions
+ *   ran one fresh process per 10 s round; the same configuration then ranged 1,400–3,400
+ *   requests/s between rounds, far more than the differences to measure:
  *   - `open`: METRICS=false, AUTH_MODE=off;
  *   - `metrics`: METRICS=true, AUTH_MODE=off;
  *   - `auth+metrics`: METRICS=true, AUTH_MODE=required, every request carrying a valid key with
  *     the `predict` scope (made beforehand with `keys create`, the CLI operators use).
- *   Per round: requests/s and the server's own CPU time per request (/proc/<pid>/stat
+ *   Per slice: requests/s and the server's own CPU time per request (/proc/<pid>/stat
  *   utime+stime ÷ responses). With 2 or more CPUs the server runs on CPU 0 only and this
  *   process (the load generator) on the others: unpinned, the two fought over both cores and
- *   the same configuration ranged ±15% between rounds, more than the differences measured. A round with any answer that is not a success throws: a refused key would be cheap
+ *   the same configuration ranged ±15% between rounds, more than the differences measured.
+ *   The database file is in /dev/shm (memory) when there is one: on disk, each round's rate
+ *   followed the disk's fsync latency (the server sat 40% idle waiting on commits, and the same
+ *   configuration ranged 2,300–3,260 requests/s), which says nothing about what metrics cost.
+ *   A slice with any answer that is not a success throws: a refused key would be cheap
  *   and make the guarded gateway look fast. The medians of each configuration are compared
  *   with `open`'s.
  * - Log line: pino writing the operation line to a pipe drained by another process (what the
@@ -21,13 +27,13 @@
  *   in-process.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { round, runStep } from './load.ts';
-import { pinToCpus, startServer, stopServer } from './processes.ts';
+import { round, runLoad, type LoadTarget } from './load.ts';
+import { pinToCpus, startServer, stopServer, type ServerProcess } from './processes.ts';
 import { PREDICT_BODY } from './read.ts';
 
 export const GUARD_CONFIGS = ['open', 'metrics', 'auth+metrics'] as const;
@@ -106,11 +112,36 @@ function createKey(repoRoot: string, databaseUrl: string): string {
   return (JSON.parse(out.trim().split('\n').at(-1)!) as { key: string }).key;
 }
 
+/** One configuration's gateway, started once and loaded in slices. */
+interface GuardServer {
+  config: GuardConfig;
+  server: ServerProcess;
+  target: LoadTarget;
+  dir: string;
+}
+
+async function startGuardServer(config: GuardConfig, options: { repoRoot: string; script: string; nodeArgs: string[]; pinned: boolean }): Promise<GuardServer> {
+  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'bench-metrics-'));
+  const databaseUrl = `file:${join(dir, 'bench.db')}`;
+  const headers = config === 'auth+metrics' ? { authorization: `Bearer ${createKey(options.repoRoot, databaseUrl)}` } : undefined;
+  const server = await startServer({
+    name: `gateway ${config}`,
+    script: options.script,
+    nodeArgs: options.nodeArgs,
+    cwd: options.repoRoot,
+    env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: databaseUrl, ...CONFIG_ENV[config] },
+    readyPath: '/readyz',
+    ...(options.pinned ? { cpus: '0' } : {}),
+  });
+  return { config, server, target: { url: `${server.url}/graphql`, body: PREDICT_BODY, headers }, dir };
+}
+
 export async function runMetricsBench(options: {
   repoRoot: string;
   script: string;
   nodeArgs: string[];
   connections: number;
+  /** Seconds of load per configuration in all, cut into `rounds` slices. */
   durationS: number;
   warmupS: number;
   rounds: number;
@@ -119,45 +150,33 @@ export async function runMetricsBench(options: {
   const rounds: MetricsRound[] = [];
   const cpus = os.availableParallelism();
   const pinned = cpus >= 2;
+  const servers: GuardServer[] = [];
   if (pinned) pinToCpus(process.pid, `1-${cpus - 1}`);
   try {
-  for (let i = 0; i < options.rounds * GUARD_CONFIGS.length; i++) {
-    // Rotate the order each pass so no configuration always runs first.
-    const pass = Math.floor(i / GUARD_CONFIGS.length);
-    const config = GUARD_CONFIGS[(i + pass) % GUARD_CONFIGS.length]!;
-    const dir = mkdtempSync(join(os.tmpdir(), 'bench-metrics-'));
-    try {
-      const databaseUrl = `file:${join(dir, 'bench.db')}`;
-      const headers = config === 'auth+metrics' ? { authorization: `Bearer ${createKey(options.repoRoot, databaseUrl)}` } : undefined;
-      const server = await startServer({
-        name: `gateway ${config}`,
-        script: options.script,
-        nodeArgs: options.nodeArgs,
-        cwd: options.repoRoot,
-        env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DATABASE_URL: databaseUrl, ...CONFIG_ENV[config] },
-        readyPath: '/readyz',
-        ...(pinned ? { cpus: '0' } : {}),
-      });
-      try {
-        const target = { url: `${server.url}/graphql`, body: PREDICT_BODY, headers };
-        // CPU over warm-up and measured part, divided by the responses of both.
-        const before = cpuSeconds(server.pid);
-        const step = await runStep(target, options.connections, options.durationS, options.warmupS);
-        const cpu = cpuSeconds(server.pid) - before;
-        const m = step.measured;
-        const failed = m.responses + step.warmup.responses - m.ok - step.warmup.ok;
-        if (failed > 0 || m.unanswered > 0) throw new Error(`${config}: ${failed} answers were not successes, ${m.unanswered} unanswered; the figures would not be comparable`);
-        const run = { config, rps: m.rps, cpuUsPerRequest: Math.round((cpu * 1e6) / Math.max(1, m.responses + step.warmup.responses)), p99Ms: m.p99Ms };
-        options.log(`${config.padEnd(12)} pass ${pass + 1}: ${run.rps} rps, ${run.cpuUsPerRequest} µs CPU per request, p99 ${run.p99Ms} ms`);
-        rounds.push(run);
-      } finally {
-        await stopServer(server);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    for (const config of GUARD_CONFIGS) servers.push(await startGuardServer(config, { ...options, pinned }));
+    for (const s of servers) {
+      const warmup = await runLoad(s.target, options.connections, options.warmupS);
+      if (warmup.ok !== warmup.responses) throw new Error(`${s.config}: ${warmup.responses - warmup.ok} warm-up answers were not successes (a refused key would make the guarded gateway look fast)`);
     }
-  }
+    const sliceS = Math.max(1, options.durationS / options.rounds);
+    for (let pass = 0; pass < options.rounds; pass++) {
+      // Rotate the order each pass so no configuration always runs first.
+      for (let k = 0; k < servers.length; k++) {
+        const s = servers[(k + pass) % servers.length]!;
+        const before = cpuSeconds(s.server.pid);
+        const m = await runLoad(s.target, options.connections, sliceS);
+        const cpu = cpuSeconds(s.server.pid) - before;
+        if (m.ok !== m.responses || m.unanswered > 0) throw new Error(`${s.config}: ${m.responses - m.ok} answers were not successes, ${m.unanswered} unanswered; the figures would not be comparable`);
+        const run = { config: s.config, rps: m.rps, cpuUsPerRequest: Math.round((cpu * 1e6) / Math.max(1, m.responses)), p99Ms: m.p99Ms };
+        options.log(`${s.config.padEnd(12)} slice ${pass + 1}: ${run.rps} rps, ${run.cpuUsPerRequest} µs CPU per request, p99 ${run.p99Ms} ms`);
+        rounds.push(run);
+      }
+    }
   } finally {
+    for (const s of servers) {
+      await stopServer(s.server);
+      rmSync(s.dir, { recursive: true, force: true });
+    }
     if (pinned) pinToCpus(process.pid, `0-${cpus - 1}`);
   }
   const medians = (config: GuardConfig) => {
@@ -179,7 +198,7 @@ export function renderMetrics(r: MetricsBenchResult): string[] {
   const passes = r.rounds.length / GUARD_CONFIGS.length;
   const target = (config: GuardConfig) => (config === 'metrics' ? '< 5%' : config === 'auth+metrics' ? '< 10%' : '');
   return [
-    `Predict at ${r.connections} connections, ${r.durationS} s per round, ${passes} rounds per configuration, rotating; ${r.pinned ? 'server on CPU 0, load generator on the others' : 'server and load generator share the CPU'}; medians:`,
+    `Predict at ${r.connections} connections; three gateways loaded in turn, ${passes} slices of ${round(r.durationS / passes, 1)} s each per configuration, order rotating; database in /dev/shm; ${r.pinned ? 'server on CPU 0, load generator on the others' : 'server and load generator share the CPU'}; medians:`,
     '',
     '| configuration | requests/s | loss vs open (target) | server CPU per request | CPU vs open |',
     '| --- | --- | --- | --- | --- |',
@@ -189,7 +208,7 @@ export function renderMetrics(r: MetricsBenchResult): string[] {
         : `| ${s.config === 'metrics' ? 'metrics (METRICS=true)' : 'auth+metrics (AUTH_MODE=required, valid key, METRICS=true)'} | ${s.rps} | ${s.rpsLossPercent}% (${target(s.config)}) | ${s.cpuUsPerRequest} µs | ${s.cpuCostPercent >= 0 ? '+' : ''}${s.cpuCostPercent}% |`,
     ),
     '',
-    `Rounds in order: ${r.rounds.map((x) => `${x.config} ${x.rps}`).join(', ')}.`,
+    `Slices in order: ${r.rounds.map((x) => `${x.config} ${x.rps}`).join(', ')}.`,
     '',
     `Operation log line (pino, to a drained pipe): ${r.logLine.syncUs} µs synchronous, ${r.logLine.asyncUs} µs asynchronous (the gateway's stdout).`,
   ];

@@ -330,10 +330,11 @@ async function main(): Promise<number> {
     if (result.batch.crashes.length > 0) throw new Error(result.batch.crashes.join('; '));
   });
   await section('metrics', 'guard rails: metrics and API keys', async () => {
-    const rounds = options.quick ? 2 : 3;
-    log(`metrics: predict at 64 connections, open / METRICS=true / AUTH_MODE=required with a key and METRICS=true, rotating, ${rounds} rounds each (${options.durationS} s), then the log line in-process`);
+    // 2 s slices, interleaved: 15 per configuration (6 with --quick), whatever --duration says.
+    const slices = options.quick ? 6 : 15;
+    log(`metrics: predict at 64 connections, open / METRICS=true / AUTH_MODE=required with a key and METRICS=true, three servers loaded in turn, ${slices} slices of 2 s each, then the log line in-process`);
     const { nodeArgs, script } = startCommand(REPO_ROOT);
-    result.metrics = await runMetricsBench({ repoRoot: REPO_ROOT, script, nodeArgs, connections: 64, durationS: options.durationS, warmupS: WARMUP_S, rounds, log });
+    result.metrics = await runMetricsBench({ repoRoot: REPO_ROOT, script, nodeArgs, connections: 64, durationS: slices * 2, warmupS: WARMUP_S, rounds: slices, log });
     const m = result.metrics;
     log(`metrics: medians ${m.sides.map((s) => `${s.config} ${s.rps} rps (${s.rpsLossPercent}% loss), ${s.cpuUsPerRequest} µs CPU`).join('; ')}; log line ${m.logLine.syncUs} µs sync, ${m.logLine.asyncUs} µs async`);
   });
