@@ -123,6 +123,15 @@ describe('classifier feedback (iris)', () => {
     const after = await quality('iris', a);
     expect(after.count).toBe(before.count);
     expect(after.accuracy).toBeCloseTo(before.accuracy! + 1 / before.count, 12);
+
+    // Concurrent corrections: each is one atomic upsert; one row stays, holding one of them.
+    const labels = ['setosa', 'versicolor', 'virginica', 'setosa', 'virginica'];
+    const answers = await Promise.all(labels.map((label) => record(target.id, { label }, a)));
+    expect(answers.map((r) => r.body.errors)).toEqual(labels.map(() => undefined));
+    expect(await feedbackRows()).toBe(rows);
+    expect(labels).toContain((await gw.query('SELECT "label" FROM "Feedback" WHERE "predictionId" = $1', [target.id]))[0]!.label);
+    await record(target.id, { label: target.served }, a);
+    expect(await quality('iris', a)).toEqual(after);
   });
 
   it('gives the traffic guard the same figures through feedback.quality(model, version, since)', async () => {
@@ -207,6 +216,29 @@ describe('ownership and scopes', () => {
     const refusedRecord = await record(id, { label }, readOnly);
     expect(refusedRecord.status).toBe(403);
     expect(refusedRecord.body.errors?.[0]?.extensions).toEqual({ code: 'FORBIDDEN', scopes: ['predict'] });
+  });
+});
+
+describe('one query for many versions', () => {
+  it("every model's versions' quality in one operation is one aggregate query per distinct window, with each version's own figures", async () => {
+    const one = async (model: string) => quality(model, admin);
+    const expected = Object.fromEntries(await Promise.all(['breast_cancer', 'diabetes', 'digits', 'fortune', 'iris'].map(async (m) => [m, await one(m)] as const)));
+    expect(expected['iris']!.count).toBeGreaterThan(0);
+    expect(expected['diabetes']!.count).toBeGreaterThan(0);
+    const from = statements.length;
+    const res = await gw.gql(
+      '{ models { name versions { all: quality { count accuracy mae rmse confusionMatrix { actual predicted count } } recent: quality(since: "2100-01-01T00:00:00Z") { count } } } }',
+      undefined,
+      { headers: admin.headers },
+    );
+    expect(res.body.errors).toBeUndefined();
+    const sent = statements.slice(from).filter((sql) => sql.includes('Feedback'));
+    expect(sent).toHaveLength(2); // the window without bounds, and the one since 2100
+    expect(sent.every((sql) => /GROUP BY/i.test(sql))).toBe(true);
+    for (const m of res.body.data.models as Array<{ name: string; versions: Array<{ all: unknown; recent: { count: number } }> }>) {
+      expect(m.versions[0]!.all, m.name).toEqual(expected[m.name]);
+      expect(m.versions[0]!.recent.count).toBe(0);
+    }
   });
 });
 

@@ -1,4 +1,3 @@
-import { ownerOf } from '../auth/principal.ts';
 import { NotFoundError } from '../errors.ts';
 import type { VersionState } from '../inference/types.ts';
 import type { ConfusionCell, FeedbackRecord, Quality } from '../serving/feedback.ts';
@@ -71,7 +70,8 @@ builder.objectField(ModelVersionRef, 'quality', (t) =>
     resolve: async (v, args, ctx) => {
       const model = modelNameOf(v, ctx);
       if (model === undefined) return { count: 0, accuracy: null, mae: null, rmse: null, confusionMatrix: [] };
-      return ctx.feedback.quality(model, v.version, args.since, { until: args.until, apiKeyId: ownerOf(ctx.principal) });
+      // Batched: `models { versions { quality } }` is one query (the loader filters by ownerOf).
+      return ctx.loaders.qualityByVersion.load({ model, version: v.version, since: args.since ?? null, until: args.until ?? null });
     },
   }),
 );

@@ -61,6 +61,17 @@ export interface QualityOptions {
   apiKeyId?: string;
 }
 
+/** Which predictions' feedback counts: made in [since, until), of one key or of all. */
+export interface QualityWindow extends QualityOptions {
+  since?: Date | null;
+}
+
+/** A model version, as quality is asked for it. */
+export interface VersionKey {
+  model: string;
+  version: number;
+}
+
 /** Where feedback lives (store/feedback-repository.ts). */
 export interface FeedbackStore {
   /** Inserts the feedback, or replaces the prediction's earlier one. */
@@ -72,6 +83,8 @@ export interface FeedbackStore {
    * aggregate query in the database (rows are never loaded). The traffic guard's input.
    */
   quality(model: string, version: number, since?: Date | null, options?: QualityOptions): Promise<Quality>;
+  /** The quality of several versions over one window, aligned with `versions`: still one aggregate query. */
+  qualities(versions: readonly VersionKey[], window: QualityWindow): Promise<Quality[]>;
 }
 
 export interface FeedbackInput {

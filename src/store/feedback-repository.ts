@@ -1,11 +1,13 @@
 import type { Prisma } from '../generated/prisma/client.ts';
-import type { ConfusionCell, FeedbackRecord, FeedbackStore, Quality } from '../serving/feedback.ts';
+import type { ConfusionCell, FeedbackRecord, FeedbackStore, Quality, QualityWindow, VersionKey } from '../serving/feedback.ts';
 import type { Database } from './database.ts';
 
 const PUBLIC = { predictionId: true, label: true, value: true, recordedAt: true } as const;
 
 /** One GROUP BY (true label, served label) group, as Prisma returns it. */
 interface Group {
+  modelName?: string;
+  version?: number;
   label: string | null;
   servedLabel: string | null;
   _count: { _all: number; absoluteError: number };
@@ -46,6 +48,32 @@ export function qualityOf(groups: readonly Group[]): Quality {
   };
 }
 
+/**
+ * One statement for any number of versions: SELECT … COUNT(*), COUNT("absoluteError"),
+ * SUM(…) … WHERE (model, version) in the list [and time, key] GROUP BY "modelName", "version",
+ * "label", "servedLabel"; the groups are then split by version.
+ */
+async function qualities(db: Database, versions: readonly VersionKey[], window: QualityWindow): Promise<Quality[]> {
+  if (versions.length === 0) return [];
+  const where: Prisma.FeedbackWhereInput = { OR: versions.map((v) => ({ modelName: v.model, version: v.version })) };
+  if (window.since != null || window.until != null) {
+    where.predictedAt = { ...(window.since != null ? { gte: window.since } : {}), ...(window.until != null ? { lt: window.until } : {}) };
+  }
+  if (window.apiKeyId !== undefined) where.apiKeyId = window.apiKeyId;
+  const groups = await db.feedback.groupBy({
+    by: ['modelName', 'version', 'label', 'servedLabel'],
+    where,
+    _count: { _all: true, absoluteError: true },
+    _sum: { absoluteError: true, squaredError: true },
+  });
+  const byVersion = new Map<string, Group[]>();
+  for (const g of groups) {
+    const key = JSON.stringify([g.modelName, g.version]);
+    byVersion.set(key, [...(byVersion.get(key) ?? []), g]);
+  }
+  return versions.map((v) => qualityOf(byVersion.get(JSON.stringify([v.model, v.version])) ?? []));
+}
+
 /** Feedback through Prisma, the same on SQLite and PostgreSQL. */
 export function createFeedbackRepository(db: Database): FeedbackStore {
   return {
@@ -62,19 +90,9 @@ export function createFeedbackRepository(db: Database): FeedbackStore {
     },
 
     async quality(model, version, since, options = {}) {
-      const where: Prisma.FeedbackWhereInput = { modelName: model, version };
-      if (since != null || options.until != null) {
-        where.predictedAt = { ...(since != null ? { gte: since } : {}), ...(options.until != null ? { lt: options.until } : {}) };
-      }
-      if (options.apiKeyId !== undefined) where.apiKeyId = options.apiKeyId;
-      // One statement: SELECT … COUNT(*), COUNT("absoluteError"), SUM(…) … GROUP BY "label", "servedLabel".
-      const groups = await db.feedback.groupBy({
-        by: ['label', 'servedLabel'],
-        where,
-        _count: { _all: true, absoluteError: true },
-        _sum: { absoluteError: true, squaredError: true },
-      });
-      return qualityOf(groups);
+      return (await qualities(db, [{ model, version }], { ...options, since }))[0]!;
     },
+
+    qualities: (versions, window) => qualities(db, versions, window),
   };
 }
