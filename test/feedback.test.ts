@@ -192,6 +192,8 @@ describe('ownership and scopes', () => {
     expect(byAdmin.body.data.recordFeedback.feedback.label).toBe('virginica');
     const stored = await gw.query('SELECT "apiKeyId", "recordedBy", "modelName", "version", "servedLabel" FROM "Feedback" WHERE "predictionId" = $1', [p.id]);
     expect(stored).toEqual([{ apiKeyId: a.id, recordedBy: admin.id, modelName: 'iris', version: 1, servedLabel: p.label }]);
+    const line = gw.logs.findLast((l) => l.msg === 'graphql operation' && l.fields?.[0] === 'recordFeedback');
+    expect(line).toMatchObject({ outcome: 'ok', keyId: admin.id, model: 'iris', version: 1 });
   });
 
   it("quality counts a key's own predictions only; admin's counts every key's", async () => {
@@ -225,6 +227,7 @@ describe('one query for many versions', () => {
     const expected = Object.fromEntries(await Promise.all(['breast_cancer', 'diabetes', 'digits', 'fortune', 'iris'].map(async (m) => [m, await one(m)] as const)));
     expect(expected['iris']!.count).toBeGreaterThan(0);
     expect(expected['diabetes']!.count).toBeGreaterThan(0);
+    expect(expected['fortune']).toEqual({ count: 0, accuracy: null, mae: null, rmse: null, confusionMatrix: [] });
     const from = statements.length;
     const res = await gw.gql(
       '{ models { name versions { all: quality { count accuracy mae rmse confusionMatrix { actual predicted count } } recent: quality(since: "2100-01-01T00:00:00Z") { count } } } }',

@@ -1,4 +1,5 @@
 import { NotFoundError } from '../errors.ts';
+import { noteOperation } from '../observability/use-operation-log.ts';
 import type { VersionState } from '../inference/types.ts';
 import type { ConfusionCell, FeedbackRecord, Quality } from '../serving/feedback.ts';
 import { builder, type Context } from './builder.ts';
@@ -92,6 +93,7 @@ builder.mutationField('recordFeedback', (t) =>
       // The loader reads only the caller's own predictions (ownerOf): another key's is absent.
       const prediction = await ctx.loaders.predictionById.load(id);
       if (!prediction) throw new NotFoundError('prediction', id);
+      noteOperation(ctx, { model: prediction.modelName, version: prediction.version });
       const feedback = await ctx.feedback.record(prediction, { label: args.label, value: args.value }, ctx.principal.keyId);
       ctx.loaders.feedbackByPredictionId.clear(id).prime(id, feedback);
       return prediction;
