@@ -36,6 +36,8 @@ import { createBullmqDispatcher } from './jobs/bullmq-dispatcher.ts';
 import { batchResultsDownload } from './transport/batch-results-download.ts';
 import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
+import { createFeedbackRepository } from './store/feedback-repository.ts';
+import { createFeedbackService } from './serving/feedback.ts';
 import { readBodyWithin, refuseUnread } from './transport/body-limit.ts';
 import { CSRF_HEADERS, postRefusal, useCsrfPreventionForGet } from './transport/csrf-prevention.ts';
 import { useNoIntrospection } from './transport/use-no-introspection.ts';
@@ -176,6 +178,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const predictionService = createPredictionService({ models, history, cache: responseCache });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
   const batchJobStore = createBatchJobRepository(db, store.batchJobs);
+  const feedbackStore = createFeedbackRepository(db);
+  const feedback = createFeedbackService({ store: feedbackStore, models });
   const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
   // With REDIS_URL, jobs go through a BullMQ queue that any replica's worker takes from; else this process takes them from the database.
   const dispatcher = config.redisUrl
@@ -251,7 +255,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
         batchJobs,
         batchJobStore,
         bus,
-        loaders: createLoaders(predictions, ownerOf(principal)),
+        feedback,
+        loaders: createLoaders(predictions, ownerOf(principal), feedbackStore),
         tensorVariables: new TensorVariables(),
         uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
         clientAddress: clientAddress(initial.req, config.trustProxy),
@@ -336,6 +341,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     generationService,
     batchJobs,
     batchJobStore,
+    /** Feedback and live quality: `feedback.quality(model, version, since)` is the traffic guard's input. */
+    feedback,
     batchWorker,
     notifier,
     /** Resolves once the batch worker has resumed its jobs and takes new ones. */

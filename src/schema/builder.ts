@@ -15,6 +15,7 @@ import type { Uploads } from '../transport/multipart-upload.ts';
 import type { PredictionStore } from '../serving/prediction-store.ts';
 import type { BatchJobStore } from '../serving/batch-job-store.ts';
 import type { BatchJobService } from '../serving/batch-jobs.ts';
+import type { FeedbackService } from '../serving/feedback.ts';
 
 /** What every resolver gets; built per request in app.ts. */
 export interface Context {
@@ -25,6 +26,8 @@ export interface Context {
   batchJobs: BatchJobService;
   batchJobStore: BatchJobStore;
   generationService: GenerationService;
+  /** Ground truth for predictions and the live quality computed from it. */
+  feedback: FeedbackService;
   bus: EventBus;
   loaders: Loaders;
   /** Big Float lists of this operation's variables (see transport/use-tensor-variables.ts). */

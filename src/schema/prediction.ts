@@ -1,6 +1,7 @@
 import { filter, pipe } from 'graphql-yoga';
 import { z } from 'zod';
-import { interpretationOf, outcomeOf, type ClassScore, type Outcome } from '../inference/interpretation.ts';
+import type { ClassScore, Outcome } from '../inference/interpretation.ts';
+import { meaningOf } from '../serving/outcome.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import { isVisibleTo, ownerOf } from '../auth/principal.ts';
 import { noteOperation } from '../observability/use-operation-log.ts';
@@ -19,16 +20,8 @@ const ClassScoreRef = builder.objectRef<ClassScore>('ClassScore').implement({
   }),
 });
 
-/**
- * label, scores and value as decided when the prediction was made; rows stored before
- * the meaning was stored are read with the model's current manifest.
- */
-function outcome(record: PredictionRecord, ctx: Context): Outcome | null {
-  if (record.outcome) return record.outcome;
-  if (record.interpretation) return outcomeOf(record.outputs, record.interpretation);
-  const model = ctx.models.get(record.modelName);
-  return model ? outcomeOf(record.outputs, interpretationOf(model.manifest, record.outputs[0]?.name)) : null;
-}
+/** label, scores and value as decided when the prediction was made (serving/outcome.ts). */
+const outcome = (record: PredictionRecord, ctx: Context): Outcome | null => meaningOf(record, ctx.models)?.outcome ?? null;
 
 export const FinishReasonEnum = builder.enumType('FinishReason', {
   description: 'Why a generation ended.',

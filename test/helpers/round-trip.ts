@@ -46,11 +46,26 @@ export const ROUND_TRIP = {
     revokedAt: new Date('2026-01-03T03:04:05.678Z'),
     lastUsedAt: null,
   },
+  feedback: {
+    predictionId: '0190b6c2-0000-7000-8000-000000000001',
+    modelName: 'm',
+    version: 3,
+    predictedAt: new Date('2026-01-02T03:04:05.678Z'),
+    servedLabel: 'a',
+    servedValue: null,
+    label: 'b',
+    value: 2.5,
+    absoluteError: 0.25,
+    squaredError: 0.0625,
+    recordedAt: new Date('2026-01-03T03:04:05.678Z'),
+    apiKeyId: null,
+    recordedBy: '0190b6c2-0000-7000-8000-000000000003',
+  },
 };
 
 /** Writes each ROUND_TRIP row through the generated client and expects it back unchanged: the migrations match the Prisma schema. */
 export async function expectEveryColumnToRoundTrip(db: Database): Promise<void> {
-  const { prediction, job, batchRow, apiKey } = ROUND_TRIP;
+  const { prediction, job, batchRow, apiKey, feedback } = ROUND_TRIP;
   await db.prediction.create({ data: prediction });
   expect(await db.prediction.findUniqueOrThrow({ where: { id: prediction.id } })).toEqual(prediction);
   await db.batchJob.create({ data: job });
@@ -59,4 +74,6 @@ export async function expectEveryColumnToRoundTrip(db: Database): Promise<void> 
   expect(await db.batchRow.findUniqueOrThrow({ where: { jobId_index: { jobId: job.id, index: 0 } } })).toEqual(batchRow);
   await db.apiKey.create({ data: apiKey });
   expect(await db.apiKey.findUniqueOrThrow({ where: { id: apiKey.id } })).toEqual(apiKey);
+  await db.feedback.create({ data: feedback });
+  expect(await db.feedback.findUniqueOrThrow({ where: { predictionId: feedback.predictionId } })).toEqual(feedback);
 }
