@@ -5,5 +5,6 @@ import './prediction.ts';
 import './generation.ts';
 import './batch-job.ts';
 import './model-events.ts';
+import './drift.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -101,6 +101,12 @@ export function createPredictionRepository(
       return ids.map((id) => byId.get(id));
     },
 
+    /** Only the inputs column, through the (modelName, version, id) index. */
+    async recentInputs(model: string, version: number, limit: number): Promise<TensorData[][]> {
+      const rows = await db.prediction.findMany({ where: { modelName: model, version }, orderBy: { id: 'desc' }, take: limit, select: { inputs: true } });
+      return rows.map((row) => row.inputs as unknown as TensorData[]);
+    },
+
     /** Newest first; `afterId` continues below that id. One SELECT of `first + 1` rows. */
     async page(filter: PredictionFilter, first: number, afterId?: string): Promise<PredictionPage> {
       const where: Prisma.PredictionWhereInput = {};
