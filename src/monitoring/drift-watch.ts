@@ -104,11 +104,6 @@ export function createDriftWatch(deps: DriftWatchDeps, options: DriftWatchOption
         deps.log.warn({ err: error, model: version.name, version: version.version }, 'drift check failed');
       }
     }
-    finished++;
-    for (const w of waiters.filter((w) => finished >= w.at)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
   };
 
   const check = (): Promise<void> => {
@@ -117,6 +112,11 @@ export function createDriftWatch(deps: DriftWatchDeps, options: DriftWatchOption
       // One pending timer at most, also after a check run by hand.
       timer.clear(handle);
       if (!stopped) schedule();
+      finished++;
+      for (const w of waiters.filter((w) => finished >= w.at)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
     });
     return running;
   };
