@@ -2,6 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
+import { newId } from '../src/serving/ids.ts';
+import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { loadIris } from '../scripts/models/datasets.ts';
 import { mulberry32, shuffled } from '../scripts/models/prng.ts';
 import type { Manifest } from '../src/inference/manifest.ts';
@@ -175,6 +178,24 @@ describe('driftAlerts', () => {
       sub.unsubscribe();
       await client.dispose();
       subscribers.restore();
+      await gw.close();
+    }
+  });
+});
+
+describe('drift with AUTH_MODE=required', () => {
+  it('needs the read scope: a predict-only key gets FORBIDDEN for ModelVersion.drift and driftAlerts', async () => {
+    const gw = await startGateway({ modelRepository: repository, env: { AUTH_MODE: 'required', DRIFT_CHECK_INTERVAL_MS: '0' } });
+    const key = generateApiKey();
+    await createApiKeyRepository(gw.app.db).create({ id: newId(), name: 'p', scopes: ['predict'], hash: hashApiKey(key), createdAt: new Date() });
+    const headers = { authorization: `Bearer ${key}` };
+    try {
+      const drift = await gw.gql(DRIFT_QUERY, { m: 'iris' }, { headers });
+      expect(drift.body.errors?.map((e) => e.extensions)).toEqual([{ code: 'FORBIDDEN', scopes: ['read'] }]);
+      expect(drift.body.data.model.versions[0].drift).toBeNull();
+      // Refused when it starts: SSE answers 403 instead of opening the stream.
+      await expect(subscribeSse(gw.url, ALERTS, undefined, headers).done).rejects.toThrow('Server responded with 403');
+    } finally {
       await gw.close();
     }
   });
