@@ -23,9 +23,9 @@ function manualTimer() {
       return pending.size;
     },
     fire() {
-      const [[id, run]] = [...pending];
-      pending.delete(id!);
-      run!();
+      const [id, run] = [...pending][0]!;
+      pending.delete(id);
+      run();
     },
   };
 }
