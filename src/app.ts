@@ -53,6 +53,8 @@ import { attachWebSocket } from './transport/websocket.ts';
 import { createAuthenticator, credentialsFromHeaders, credentialsFromNodeHeaders } from './auth/authenticate.ts';
 import { ownerOf, type Principal } from './auth/principal.ts';
 import { createApiKeyRepository } from './store/api-key-repository.ts';
+import { measureDrift, referencedFeatures } from './monitoring/drift.ts';
+import { createDriftWatch } from './monitoring/drift-watch.ts';
 
 export interface AppOptions {
   log?: Logger;
@@ -195,6 +197,17 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     options.batchWorker === false
       ? Promise.resolve()
       : modelsLoaded.then(() => batchWorker.start()).catch((error: unknown) => log.error({ err: error }, 'batch worker did not start'));
+  // Drift checks (DRIFT_CHECK_INTERVAL_MS): served versions whose model.json has a training reference, from the first interval after the models load.
+  const driftWatch = createDriftWatch(
+    {
+      versions: () => models.list().flatMap((m) => m.versions.flatMap((v) => (v.status === 'READY' && v.served && referencedFeatures(v.served) ? [v.served] : []))),
+      measure: (version) => measureDrift(predictions.recentInputs, version, config.drift.window),
+      publish: (alert) => bus.publish('drift.alert', alert),
+      log,
+    },
+    { intervalMs: config.drift.checkIntervalMs, threshold: config.drift.psiThreshold, minSamples: config.drift.minSamples },
+  );
+  if (config.drift.checkIntervalMs > 0) void modelsLoaded.then(() => driftWatch.start(), () => {});
   // API keys (AUTH_MODE): resolved once per HTTP request or WebSocket connection, cached 5 s.
   const auth = createAuthenticator(createApiKeyRepository(db), {
     mode: config.authMode,
@@ -345,6 +358,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     feedback,
     batchWorker,
     notifier,
+    /** The periodic drift check (started only when DRIFT_CHECK_INTERVAL_MS > 0). */
+    driftWatch,
     /** Resolves once the batch worker has resumed its jobs and takes new ones. */
     batchWorkerStarted,
     handle,
@@ -362,12 +377,13 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     }),
     /**
      * First step of shutdown: stop the batch worker (its jobs commit their chunk in flight
-     * and resume at the next start); refuse new generations and end running ones with a
+     * and resume at the next start) and the drift check; refuse new generations and end running ones with a
      * CANCELLED event; complete every other subscription; wait for queries and mutations in
      * flight over WebSocket (HTTP ones are waited for by the server's close); then close WebSockets.
      */
     async drain(): Promise<void> {
       await batchWorker.stop();
+      await driftWatch.stop();
       await generationService.close();
       // Subscriptions complete (a final `complete` on WebSocket, `event: complete` on SSE) rather than being cut off.
       bus.close();

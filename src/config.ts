@@ -182,6 +182,22 @@ const environmentSchema = z.object({
     .default(256 * 1024 * 1024),
   /** Folder for uploaded files while their request runs. @default <os temp dir>/gateway-uploads */
   UPLOAD_DIR: z.string().min(1, { error: 'expected a folder path' }).optional(),
+  /**
+   * Drift monitoring (src/monitoring/): how often each model version with a training reference
+   * in its model.json is checked for drift; 0: never (driftAlerts stays silent;
+   * `ModelVersion.drift` still answers). @default 10000
+   */
+  DRIFT_CHECK_INTERVAL_MS: wholeNumber(0).default(10_000),
+  /** A feature whose population stability index rises to this or above raises a driftAlerts event. @default 0.2 */
+  DRIFT_PSI_THRESHOLD: z.coerce
+    .number({ error: 'expected a number greater than 0' })
+    .positive({ error: 'expected a number greater than 0' })
+    .refine(Number.isFinite, { error: 'expected a number greater than 0' })
+    .default(0.2),
+  /** Newest stored predictions of a model version that each periodic check reads. @default 500 */
+  DRIFT_WINDOW: wholeNumber(1).default(500),
+  /** Feature rows a check needs before it judges (fewer: no alert, nothing changes). @default 100 */
+  DRIFT_MIN_SAMPLES: wholeNumber(1).default(100),
 });
 
 export type Config = Readonly<{
@@ -224,6 +240,8 @@ export type Config = Readonly<{
   outboxGraceMs: number;
   /** Unset: `gateway-uploads` in the OS temp folder. */
   uploadDir: string | undefined;
+  /** Periodic drift checks (src/monitoring/drift-watch.ts); `checkIntervalMs` 0: off. */
+  drift: Readonly<{ checkIntervalMs: number; psiThreshold: number; window: number; minSamples: number }>;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -296,5 +314,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
     rateLimits: Object.freeze(e.RATE_LIMITS ?? {}),
     trustProxy: e.TRUST_PROXY,
     uploadDir: e.UPLOAD_DIR,
+    drift: Object.freeze({
+      checkIntervalMs: e.DRIFT_CHECK_INTERVAL_MS,
+      psiThreshold: e.DRIFT_PSI_THRESHOLD,
+      window: e.DRIFT_WINDOW,
+      minSamples: e.DRIFT_MIN_SAMPLES,
+    }),
   });
 }

@@ -36,6 +36,7 @@ describe('config', () => {
       rateLimits: {},
       trustProxy: false,
       uploadDir: undefined,
+      drift: { checkIntervalMs: 10_000, psiThreshold: 0.2, window: 500, minSamples: 100 },
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -67,6 +68,13 @@ describe('config', () => {
     [{ MODEL_POLL_INTERVAL_MS: '-5' }, 'Invalid configuration: MODEL_POLL_INTERVAL_MS: expected a whole number >= 0, got "-5"'],
     [{ MODEL_REPLAY_REQUESTS: 'all' }, 'Invalid configuration: MODEL_REPLAY_REQUESTS: expected a whole number >= 0, got "all"'],
     [{ OUTBOX_GRACE_MS: '50' }, 'Invalid configuration: OUTBOX_GRACE_MS: expected a whole number >= 100, got "50"'],
+    [{ DRIFT_CHECK_INTERVAL_MS: '-1' }, 'Invalid configuration: DRIFT_CHECK_INTERVAL_MS: expected a whole number >= 0, got "-1"'],
+    [{ DRIFT_CHECK_INTERVAL_MS: '1.5' }, 'Invalid configuration: DRIFT_CHECK_INTERVAL_MS: expected a whole number >= 0, got "1.5"'],
+    [{ DRIFT_PSI_THRESHOLD: '0' }, 'Invalid configuration: DRIFT_PSI_THRESHOLD: expected a number greater than 0, got "0"'],
+    [{ DRIFT_PSI_THRESHOLD: 'high' }, 'Invalid configuration: DRIFT_PSI_THRESHOLD: expected a number greater than 0, got "high"'],
+    [{ DRIFT_PSI_THRESHOLD: 'Infinity' }, 'Invalid configuration: DRIFT_PSI_THRESHOLD: expected a number greater than 0, got "Infinity"'],
+    [{ DRIFT_WINDOW: '0' }, 'Invalid configuration: DRIFT_WINDOW: expected a whole number >= 1, got "0"'],
+    [{ DRIFT_MIN_SAMPLES: '0' }, 'Invalid configuration: DRIFT_MIN_SAMPLES: expected a whole number >= 1, got "0"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
     [{ MAX_QUERY_COST: '0' }, 'Invalid configuration: MAX_QUERY_COST: expected a whole number >= 1, got "0"'],
     [{ ALLOWED_ORIGINS: 'app.example.com' }, 'Invalid configuration: ALLOWED_ORIGINS: expected origins such as https://app.example.com (scheme, host and port only), or *, got `app.example.com`'],
@@ -108,6 +116,11 @@ describe('config', () => {
       read: { points: 50, durationS: 1 },
     });
     expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+  });
+
+  it('reads the drift settings; DRIFT_CHECK_INTERVAL_MS=0 turns the checks off', () => {
+    expect(loadConfig({ DRIFT_CHECK_INTERVAL_MS: '250', DRIFT_PSI_THRESHOLD: '0.1', DRIFT_WINDOW: '50', DRIFT_MIN_SAMPLES: '20' }).drift).toEqual({ checkIntervalMs: 250, psiThreshold: 0.1, window: 50, minSamples: 20 });
+    expect(loadConfig({ DRIFT_CHECK_INTERVAL_MS: '0' }).drift.checkIntervalMs).toBe(0);
   });
 
   it('reads WORKERS', () => {

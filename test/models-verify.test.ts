@@ -54,4 +54,16 @@ describe('models:verify', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/iris: labels/);
   });
+
+  it('fails when a training reference is not the training split\'s histogram (two diabetes bmi proportions swapped)', { timeout: 60_000 }, async () => {
+    const dir = modelsCopy();
+    const file = join(dir, 'diabetes', 'model.json');
+    const manifest = JSON.parse(readFileSync(file, 'utf8'));
+    const bmi = manifest.features.find((f: { name: string }) => f.name === 'bmi').reference;
+    bmi.proportions = [bmi.proportions[1], bmi.proportions[0], ...bmi.proportions.slice(2)];
+    writeFileSync(file, JSON.stringify(manifest));
+    const { code, stderr } = await verify(dir);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/diabetes: reference histograms differ from the training split's: bmi\n/);
+  });
 });

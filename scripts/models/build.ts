@@ -11,6 +11,7 @@ import { GENERATORS, MODELS, SEED, splitFor, type GeneratorSpec, type ModelSpec 
 import { bitsPerChar, predictedChars, prepareCorpus, trainCharNgram, unigramBitsPerChar } from './charlm.ts';
 import { charNgramOnnx, classifierOnnx, regressorOnnx } from './graphs.ts';
 import { DEFAULT_BATCHING, manifestJson, round4, type ModelManifest, type TabularManifest } from './manifest.ts';
+import { featureReferences } from './reference.ts';
 import { pick } from './split.ts';
 import {
   accuracy,
@@ -46,9 +47,11 @@ function build(spec: ModelSpec): Built {
   const testX = pick(data.x, split.test);
   const testY = pick(data.y, split.test);
   const sgd = { ...spec.sgd, seed: SEED };
+  const references = featureReferences(trainX);
   const common = {
     description: spec.description,
-    features: spec.ranges(data),
+    // The allowed ranges come from the whole data set; the drift reference from the training split only.
+    features: spec.ranges(data).map((range, j) => ({ ...range, reference: references[j]! })),
     defaultVersion: 1,
     batching: DEFAULT_BATCHING,
   };

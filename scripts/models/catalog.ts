@@ -3,7 +3,7 @@
 // MODELS are the four tabular models; GENERATORS the text generators.
 import type { CharNgramOptions } from './charlm.ts';
 import { loadBreastCancer, loadDiabetes, loadDigits, loadFortunes, loadIris } from './datasets.ts';
-import { generousRanges, type FeatureRange } from './manifest.ts';
+import { generousRanges, type FeatureBounds } from './manifest.ts';
 import { randomSplit, stratifiedSplit, type Split } from './split.ts';
 import type { SgdOptions } from './train.ts';
 
@@ -25,7 +25,7 @@ export interface ModelSpec {
   description: string;
   load: () => LoadedData;
   sgd: Omit<SgdOptions, 'seed'>;
-  ranges: (data: LoadedData) => FeatureRange[];
+  ranges: (data: LoadedData) => FeatureBounds[];
 }
 
 /** Stratified for classifiers (keeps class balance), plain shuffle for regression. */

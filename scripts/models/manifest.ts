@@ -6,6 +6,16 @@ export interface FeatureRange {
   /** Inclusive bounds the server accepts for this input column. */
   min: number;
   max: number;
+  /** Histogram of the training split (drift monitoring); see reference.ts. */
+  reference: FeatureReference;
+}
+
+/** Same shape as src/monitoring/psi.ts ReferenceHistogram, as written to disk. */
+export interface FeatureReference {
+  /** Smallest training value, the cut points, largest training value. */
+  edges: number[];
+  /** Share of training values per bin (4 decimals); bin i is [edges[i], edges[i+1]), the last closed. */
+  proportions: number[];
 }
 
 export interface ClassifierMetrics {
@@ -102,11 +112,14 @@ export function niceCeil(v: number): number {
   return exponent >= 0 ? k * 10 ** exponent : k / 10 ** -exponent;
 }
 
+/** A feature's name and allowed range, before its reference is added. */
+export type FeatureBounds = Omit<FeatureRange, 'reference'>;
+
 /**
  * Default allowed range for a physical, non-negative measurement: 0 up to twice
  * the largest value in the whole data set, rounded up to a readable number.
  */
-export function generousRanges(featureNames: readonly string[], x: readonly number[][]): FeatureRange[] {
+export function generousRanges(featureNames: readonly string[], x: readonly number[][]): FeatureBounds[] {
   return featureNames.map((name, j) => {
     let observedMax = -Infinity;
     for (const row of x) observedMax = Math.max(observedMax, row[j]!);

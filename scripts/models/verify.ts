@@ -1,6 +1,7 @@
 // Check the written models with onnxruntime (the runtime the server uses):
 // graph contract (input/output names, dynamic batch), manifest consistency,
-// and that the held-out metric recomputed through ONNX matches model.json.
+// the training reference histograms, and that the held-out metric recomputed through ONNX
+// matches model.json.
 // For generators also: causality, batching and padding invariance, and sample
 // text decoded autoregressively through the session (printed).
 // Usage: tsx scripts/models/verify.ts [--dir <models dir>]   exits 1 on any failure.
@@ -13,6 +14,7 @@ import { encodeText, predictedChars, prepareCorpus, unigramBitsPerChar } from '.
 import { GENERATOR_ATTENTION_MASK, GENERATOR_INPUT_IDS, GENERATOR_OUTPUT, INPUT_NAME } from './graphs.ts';
 import type { GeneratorManifest, ModelManifest, TabularManifest } from './manifest.ts';
 import { mulberry32, type Rng } from './prng.ts';
+import { featureReferences } from './reference.ts';
 import { pick } from './split.ts';
 import { accuracy, argmax, rSquared } from './train.ts';
 
@@ -244,6 +246,10 @@ async function main(): Promise<void> {
     const { seed, trainRows, testRows } = manifest.metrics;
     const split = splitFor(spec, data, seed);
     if (split.train.length !== trainRows || split.test.length !== testRows) fail(spec.name, 'train/test row counts');
+    // The drift references are the training split's histograms, rebuilt from the seed.
+    const references = featureReferences(pick(data.x, split.train));
+    const differing = manifest.features.filter((f, j) => JSON.stringify(f.reference) !== JSON.stringify(references[j]));
+    if (differing.length) fail(spec.name, `reference histograms differ from the training split's: ${differing.map((f) => f.name).join(', ')}`);
     const testX = pick(data.x, split.test);
     const testY = pick(data.y, split.test);
     const out = await run(session, manifest.output, testX);

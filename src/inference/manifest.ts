@@ -3,6 +3,36 @@ import { z } from 'zod';
 export const MODEL_KINDS = ['CLASSIFIER', 'REGRESSOR', 'GENERATOR', 'GENERIC'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
 
+/** How far the proportions of a reference may sum from 1 (they are written to 4 decimals). */
+const PROPORTIONS_SUM_TOLERANCE = 1e-3;
+
+/**
+ * A feature's histogram over the training data (src/monitoring/psi.ts reads it): `edges`
+ * from the smallest to the largest training value, each greater than the one before, and
+ * one proportion per bin between two edges (`proportions.length === edges.length - 1`),
+ * summing to 1. A feature constant in training has edges `[v, v]` and proportions `[1]`.
+ */
+const referenceSchema = z
+  .strictObject({
+    edges: z.array(z.number()).min(2, { error: 'expected at least 2 edges (the smallest and the largest training value)' }),
+    proportions: z.array(z.number().min(0, { error: 'expected a proportion from 0 to 1' }).max(1, { error: 'expected a proportion from 0 to 1' })).min(1),
+  })
+  .superRefine((ref, ctx) => {
+    const { edges, proportions } = ref;
+    const constant = edges.length === 2 && edges[0] === edges[1];
+    const ascending = edges.every((e, i) => i === 0 || e > edges[i - 1]!);
+    if (!constant && !ascending) {
+      ctx.addIssue({ code: 'custom', path: ['edges'], message: `expected edges in ascending order, each greater than the one before, got [${edges.join(', ')}]` });
+    }
+    if (proportions.length !== edges.length - 1) {
+      ctx.addIssue({ code: 'custom', path: ['proportions'], message: `expected ${edges.length - 1} proportions (one per bin between ${edges.length} edges), got ${proportions.length}` });
+    }
+    const sum = proportions.reduce((a, b) => a + b, 0);
+    if (Math.abs(sum - 1) > PROPORTIONS_SUM_TOLERANCE) {
+      ctx.addIssue({ code: 'custom', path: ['proportions'], message: `expected proportions summing to 1, got ${sum}` });
+    }
+  });
+
 /**
  * `models/<name>/model.json`: optional meaning on top of what the ONNX session reports.
  * Unknown keys are rejected so that a typo fails loudly instead of being ignored.
@@ -13,9 +43,19 @@ export const manifestSchema = z.strictObject({
   kind: z.enum(MODEL_KINDS).default('GENERIC'),
   /** Class labels, in the order of the classifier's probability output. */
   labels: z.array(z.string()).min(1).optional(),
-  /** The columns of the tabular input (`input`), in order, each with an optional allowed range. */
+  /**
+   * The columns of the tabular input (`input`), in order, each with an optional allowed range
+   * and an optional training `reference` histogram (drift monitoring, src/monitoring/).
+   */
   features: z
-    .array(z.strictObject({ name: z.string().min(1), min: z.number().optional(), max: z.number().optional() }))
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        min: z.number().optional(),
+        max: z.number().optional(),
+        reference: referenceSchema.optional(),
+      }),
+    )
     .min(1)
     .optional(),
   /** The input that `features` describes. Default: the model's only input. */

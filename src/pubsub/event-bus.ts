@@ -1,4 +1,5 @@
 import type { ModelEvent } from '../inference/model-events.ts';
+import type { DriftAlert } from '../monitoring/drift-watch.ts';
 import type { BatchJobRecord } from '../serving/batch-job-store.ts';
 import type { PredictionRecord } from '../serving/records.ts';
 import { createSubscriberQueue, type SubscriberQueueStats } from './subscriber-queue.ts';
@@ -10,6 +11,8 @@ export interface Events {
   'batch-job.progress': BatchJobRecord;
   /** A model version changed state, or a model's traffic changed (inference/model-events.ts). */
   'model.event': ModelEvent;
+  /** A feature of a model version drifted past the PSI threshold (monitoring/drift-watch.ts). */
+  'drift.alert': DriftAlert;
 }
 
 export interface EventBus {
@@ -55,6 +58,7 @@ const SIZE_OF: { [T in keyof Events]: (payload: Events[T]) => number } = {
   'prediction.created': approximateBytes,
   'batch-job.progress': () => 512,
   'model.event': () => 512,
+  'drift.alert': () => 256,
 };
 
 /** A subscriber's queue; a topic's set holds queues of that topic's payload only. */

@@ -12,6 +12,7 @@ import type { Context } from './builder.ts';
  * - a page (`predictions`, `batchJobs`, `BatchJob.results`): its `first` multiplies what is
  *   selected in it (its `edges` add no multiplier of their own);
  * - `scores(top)`: `top` multiplies the class fields (10 without it);
+ * - `ModelVersion.drift(window)`: 1 per started 100 stored predictions of `window` (read and binned);
  * - model metadata, held in memory: `models` multiplies by the number of models served, and a
  *   model's `versions` and a version's `inputs` and `outputs` add no multiplier.
  *
@@ -49,3 +50,12 @@ export const EDGES_COST: FieldComplexityValue = { field: 1, multiplier: 1 };
 
 /** Lists of model metadata: read from memory, a handful of items each. */
 export const METADATA_LIST_COST: FieldComplexityValue = { field: 1, multiplier: 1 };
+
+/** Stored predictions per cost unit of `ModelVersion.drift`. */
+export const DRIFT_ROWS_PER_COST_UNIT = 100;
+
+/** `drift(window)` reads `window` stored predictions. */
+export const driftCost = (window: number | null | undefined, byDefault: number, max: number): FieldComplexityValue => ({
+  field: Math.ceil(clamp(window ?? byDefault, 1, max) / DRIFT_ROWS_PER_COST_UNIT),
+  multiplier: 1,
+});

@@ -6,5 +6,6 @@ import './generation.ts';
 import './batch-job.ts';
 import './model-events.ts';
 import './feedback.ts';
+import './drift.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,3 +1,4 @@
+import type { TensorData } from '../inference/types.ts';
 import type { PredictionRecord } from './records.ts';
 
 export interface PredictionFilter {
@@ -27,4 +28,6 @@ export interface PredictionStore {
   findByIds(ids: readonly string[], apiKeyId?: string): Promise<Array<PredictionRecord | undefined>>;
   /** Newest first; `afterId` continues below that id. */
   page(filter: PredictionFilter, first: number, afterId?: string): Promise<PredictionPage>;
+  /** The input tensors of the newest `limit` predictions of a model version (every caller's), newest first; one query (drift monitoring). */
+  recentInputs(model: string, version: number, limit: number): Promise<TensorData[][]>;
 }

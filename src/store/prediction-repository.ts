@@ -116,6 +116,12 @@ export function createPredictionRepository(
       return rows.map((row) => ({ inputs: row.inputs as unknown as TensorData[], outputs: decodeTensors(row.outputs as unknown as StoredTensor[]) }));
     },
 
+    /** Only the inputs column, through the (modelName, version, id) index. */
+    async recentInputs(model: string, version: number, limit: number): Promise<TensorData[][]> {
+      const rows = await db.prediction.findMany({ where: { modelName: model, version }, orderBy: { id: 'desc' }, take: limit, select: { inputs: true } });
+      return rows.map((row) => row.inputs as unknown as TensorData[]);
+    },
+
     /** Newest first; `afterId` continues below that id. One SELECT of `first + 1` rows. */
     async page(filter: PredictionFilter, first: number, afterId?: string): Promise<PredictionPage> {
       const where: Prisma.PredictionWhereInput = {};

@@ -21,7 +21,8 @@ export interface TestApp {
  */
 export async function createTestApp(options: { modelRepository?: string; env?: Record<string, string>; database?: TestDatabase } = {}): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase());
-  const config = loadConfig({ DATABASE_URL: database.url, MODEL_REPOSITORY: options.modelRepository ?? 'models', ...options.env });
+  // No background drift checks unless a test asks (they would add SELECTs to statement counts).
+  const config = loadConfig({ DATABASE_URL: database.url, MODEL_REPOSITORY: options.modelRepository ?? 'models', DRIFT_CHECK_INTERVAL_MS: '0', ...options.env });
   const logs: Array<Record<string, any>> = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {

@@ -47,6 +47,8 @@ export async function startGateway(options: StartOptions = {}): Promise<TestGate
     DATABASE_URL: database.url,
     MODEL_REPOSITORY: options.modelRepository ?? 'models',
     LOG_LEVEL: 'info',
+    // No background drift checks unless a test asks (they would add SELECTs to statement counts).
+    DRIFT_CHECK_INTERVAL_MS: '0',
     ...options.env,
   });
   const logs: Array<Record<string, any>> = [];
