@@ -8,6 +8,7 @@ import type { Config } from './config.ts';
 import { createGenerationService } from './serving/generate.ts';
 import { createHistory } from './serving/history.ts';
 import { ModelRepository } from './inference/repository.ts';
+import { createTrafficRouter } from './inference/traffic.ts';
 import { fallbackMasking, useErrorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
@@ -149,7 +150,22 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching, onCommit: metrics.historyCommit });
+  const feedbackStore = createFeedbackRepository(db);
+  // Traffic splits (model.json `traffic`, setTrafficSplit); the ACCURACY guard reads feedback from the database.
+  const traffic = createTrafficRouter({
+    log,
+    onEvent: (event) => bus.publish('model.event', event),
+    signals: {
+      ACCURACY: {
+        figure: async ({ model, version, since }) => {
+          const quality = await feedbackStore.quality(model, version, since);
+          return { samples: quality.count, value: quality.accuracy };
+        },
+      },
+    },
+  });
   const models = new ModelRepository(config.modelRepository, log, {
+    traffic,
     batching: config.batching,
     observer: metrics.inference,
     onEvent: (event) => bus.publish('model.event', event),
@@ -177,10 +193,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const history = createHistory({ store: predictions, bus, outbox });
   // Response cache for the models whose model.json asks for it: shared through Redis when there is one.
   const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
-  const predictionService = createPredictionService({ models, history, cache: responseCache });
+  const predictionService = createPredictionService({ models, history, cache: responseCache, onRun: traffic.record });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
   const batchJobStore = createBatchJobRepository(db, store.batchJobs);
-  const feedbackStore = createFeedbackRepository(db);
   const feedback = createFeedbackService({ store: feedbackStore, models });
   const notifier = createNotifier({ store: batchJobStore, log }, { timeoutMs: config.batch.notifyTimeoutMs, attempts: config.batch.notifyAttempts, backoffMs: options.notifyBackoffMs });
   // With REDIS_URL, jobs go through a BullMQ queue that any replica's worker takes from; else this process takes them from the database.
@@ -269,6 +284,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
         batchJobStore,
         bus,
         feedback,
+        traffic,
         loaders: createLoaders(predictions, ownerOf(principal), feedbackStore),
         tensorVariables: new TensorVariables(),
         uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
@@ -354,6 +370,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     generationService,
     batchJobs,
     batchJobStore,
+    /** Traffic splits and rollout guards (setTrafficSplit; model.json `traffic`). */
+    traffic,
     /** Feedback and live quality: `feedback.quality(model, version, since)` is the traffic guard's input. */
     feedback,
     batchWorker,

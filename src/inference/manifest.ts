@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GUARD_METRICS } from './rollout-guard.ts';
 
 export const MODEL_KINDS = ['CLASSIFIER', 'REGRESSOR', 'GENERATOR', 'GENERIC'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];
@@ -87,6 +88,30 @@ export const manifestSchema = z.strictObject({
     .strictObject({
       minAgreement: z.number().min(0).max(1).optional(),
       maxMeanAbsoluteDifference: z.number().min(0).optional(),
+    })
+    .optional(),
+  /**
+   * Traffic between versions for requests that name none: `split` weights (shares are weight /
+   * sum), routed by request id; `guard` returns all traffic to `stableVersion` by itself when a
+   * candidate does worse (inference/rollout-guard.ts). `setTrafficSplit` overrides it until
+   * `clearTrafficSplit`.
+   */
+  traffic: z
+    .strictObject({
+      split: z.array(z.strictObject({ version: z.number().int().positive(), weight: z.number().min(0) })).min(1),
+      guard: z
+        .strictObject({
+          metric: z.enum(GUARD_METRICS),
+          stableVersion: z.number().int().positive(),
+          threshold: z.number().min(0),
+          minSamples: z.number().int().min(1).default(50),
+        })
+        .optional(),
+    })
+    .refine((t) => t.split.some((w) => w.weight > 0), { message: 'traffic.split: at least one weight must be above 0' })
+    .refine((t) => new Set(t.split.map((w) => w.version)).size === t.split.length, { message: 'traffic.split: a version appears twice' })
+    .refine((t) => !t.guard || t.split.some((w) => w.version === t.guard!.stableVersion && w.weight > 0), {
+      message: 'traffic.guard.stableVersion must take part in the split with a weight above 0',
     })
     .optional(),
   /**

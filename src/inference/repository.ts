@@ -7,6 +7,7 @@ import { replayAgreement, verificationFailure, type ServedExample } from './repl
 import { scanModel, scanRepository, type ScannedModel, type ScannedVersion } from './repository-scan.ts';
 import { loadServedVersion, VersionLoadError, type LoadOptions } from './served-version.ts';
 import type { Model, ServedVersion, VersionState } from './types.ts';
+import type { TrafficRouter } from './traffic.ts';
 import { policyReason, versionsToLoad } from './version-policy.ts';
 
 /** The version served when a request names none: the manifest's, else the newest READY one, else the newest. */
@@ -32,6 +33,8 @@ export type ModelRepositoryOptions = Omit<LoadOptions, 'log'> & {
   servedExamples?: (model: string, limit: number) => Promise<ServedExample[]>;
   /** How many stored requests a version loaded while another serves is replayed on. @default 100 */
   replayRequests?: number;
+  /** Traffic splits between versions (model.json `traffic` and `setTrafficSplit`): consulted by `resolve` when a request names no version. */
+  traffic?: TrafficRouter;
 };
 
 interface Entry extends Model {
@@ -73,6 +76,7 @@ export class ModelRepository {
   private readonly emitEvent: ModelEventSink;
   private readonly servedExamples: ModelRepositoryOptions['servedExamples'];
   private readonly replayRequests: number;
+  private readonly traffic: TrafficRouter | undefined;
   /** model.onnx stamp each version was last loaded (or failed) from, by `name/version`. */
   private readonly stamps = new Map<string, string | null>();
   private readonly explicit = new Map<string, Explicit>();
@@ -84,12 +88,13 @@ export class ModelRepository {
   constructor(root: string, log: Logger, options: ModelRepositoryOptions = {}) {
     this.root = resolve(root);
     this.log = log;
-    const { only, onEvent, servedExamples, replayRequests, ...loadOptions } = options;
+    const { only, onEvent, servedExamples, replayRequests, traffic, ...loadOptions } = options;
     this.options = loadOptions;
     this.only = only;
     this.emitEvent = onEvent ?? (() => {});
     this.servedExamples = servedExamples;
     this.replayRequests = replayRequests ?? 100;
+    this.traffic = traffic;
     for (const scanned of scanRepository(this.root, only).values()) this.models.set(scanned.name, this.entryOf(scanned));
   }
 
@@ -106,11 +111,17 @@ export class ModelRepository {
     return this.list().every((m) => m.versions.every((v) => v.status !== 'LOADING'));
   }
 
-  /** The served version a request should run on, or the error the client should see. */
-  resolve(name: string, version?: number | null): ServedVersion {
+  /**
+   * The served version a request should run on, or the error the client should see. A request
+   * that names no version goes by the model's traffic split when it has one (`routeKey`, the
+   * request id, decides: the same id always gets the same version), else to the default version.
+   */
+  resolve(name: string, version?: number | null, routeKey?: string): ServedVersion {
     const model = this.models.get(name);
     if (!model) throw new ModelNotFoundError(name);
-    const chosen = version === undefined || version === null ? defaultVersionOf(model) : model.versions.find((v) => v.version === version);
+    const explicit = version !== undefined && version !== null;
+    const routed = !explicit && routeKey !== undefined ? this.traffic?.pick(name, routeKey, (v) => model.versions.some((s) => s.version === v && s.status === 'READY')) : undefined;
+    const chosen = explicit ? model.versions.find((v) => v.version === version) : routed !== undefined ? model.versions.find((v) => v.version === routed) : defaultVersionOf(model);
     if (!chosen) throw new ModelNotFoundError(name, version ?? undefined);
     if (this.closed) throw new ServiceUnavailableError();
     if (chosen.status !== 'READY' || !chosen.served) {
@@ -260,6 +271,7 @@ export class ModelRepository {
 
   private entryOf(scanned: ScannedModel): Entry {
     const entry: Entry = { name: scanned.name, manifest: scanned.manifest, manifestError: scanned.manifestError, manifestStamp: scanned.manifestStamp, versions: [] };
+    if (!entry.manifestError) this.traffic?.fromManifest(entry.name, entry.manifest.traffic);
     const present = [...scanned.versions.keys()];
     for (const [version, file] of scanned.versions) {
       this.insert(entry, version, file.path, this.initialStatus(entry, version, file, present));
@@ -298,6 +310,7 @@ export class ModelRepository {
       return false;
     }
     entry.manifest = scanned.manifest;
+    this.traffic?.fromManifest(entry.name, entry.manifest.traffic);
     return true;
   }
 

@@ -187,10 +187,12 @@ builder.mutationFields((t) => ({
     authScopes: { predict: true },
     args: { input: t.arg({ type: PredictInputRef, required: true, description: 'What to run.' }) },
     complexity: (args, ctx) => predictCost(args.input, ctx),
-    resolve: async (_root, { input }, ctx) => {
+    resolve: async (_root, { input }, ctx, info) => {
       noteOperation(ctx, { model: input.model, version: input.version ?? undefined });
       const record = await ctx.predictionService.predict({
         ...input,
+        // Traffic splits route by request id and field (each aliased predict of an operation is routed on its own; a retry lands where it did).
+        routeKey: `${ctx.requestId}/${String(info.path.key)}`,
         features: ctx.tensorVariables.restore(input.features),
         inputs: input.inputs?.map((t) => ({ ...t, data: ctx.tensorVariables.restore(t.data) })),
         apiKeyId: ctx.principal.keyId,
