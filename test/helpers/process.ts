@@ -22,7 +22,8 @@ export function spawnGateway(env: Record<string, string> = {}): { child: ChildPr
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    // 'close', not 'exit': it comes after the child's stdout and stderr are read to the end, so its last log line is in.
+    child.on('close', (code, signal) => resolve({ code, signal })),
   );
   return { child, stderr: () => stderr, exited };
 }

@@ -53,6 +53,8 @@ export function testDatabaseAt(url: string): TestDatabase {
       allowExitOnIdle: true,
       types: { getTypeParser },
     });
+    // An idle connection ended by the server (a database dropped WITH (FORCE) by a test's cleanup) is not an error of the test; queries still reject.
+    pool.on('error', () => undefined);
     query = async (sql, params) => (await pool.query(sql, params)).rows;
     close = () => pool.end();
   } else {
