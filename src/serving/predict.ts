@@ -23,8 +23,14 @@ export type PredictionService = ReturnType<typeof createPredictionService>;
  * lost. Nothing is written when any step before the commit fails. Subscribers hear of
  * the prediction only after the commit.
  */
-export function createPredictionService(deps: { models: ModelRepository; history: History; cache?: ResponseCache }) {
-  const { models, history, cache } = deps;
+export function createPredictionService(deps: {
+  models: ModelRepository;
+  history: History;
+  cache?: ResponseCache;
+  /** Shadow traffic (serving/shadow.ts): told of each committed prediction; returns at once and never throws. */
+  shadow?: { mirror(input: PredictInput, primary: PredictionRecord): void };
+}) {
+  const { models, history, cache, shadow } = deps;
   return {
     async predict(input: PredictInput): Promise<PredictionRecord> {
       const started = performance.now();
@@ -66,6 +72,7 @@ export function createPredictionService(deps: { models: ModelRepository; history
         apiKeyId: input.apiKeyId ?? null,
       };
       await history.append(record);
+      shadow?.mirror(input, record);
       return record;
     },
   };
