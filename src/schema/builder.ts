@@ -16,6 +16,7 @@ import type { PredictionStore } from '../serving/prediction-store.ts';
 import type { BatchJobStore } from '../serving/batch-job-store.ts';
 import type { BatchJobService } from '../serving/batch-jobs.ts';
 import type { FeedbackService } from '../serving/feedback.ts';
+import type { ShadowTraffic } from '../serving/shadow.ts';
 
 /** What every resolver gets; built per request in app.ts. */
 export interface Context {
@@ -28,6 +29,8 @@ export interface Context {
   generationService: GenerationService;
   /** Ground truth for predictions and the live quality computed from it. */
   feedback: FeedbackService;
+  /** Shadow traffic: which model is shadowed by which version, and the comparison of stored pairs. */
+  shadow: ShadowTraffic;
   bus: EventBus;
   loaders: Loaders;
   /** Big Float lists of this operation's variables (see transport/use-tensor-variables.ts). */

@@ -7,5 +7,6 @@ import './batch-job.ts';
 import './model-events.ts';
 import './feedback.ts';
 import './drift.ts';
+import './shadow.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });
