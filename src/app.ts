@@ -180,7 +180,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   // Response cache for the models whose model.json asks for it: shared through Redis when there is one.
   const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
   // Shadow traffic (setShadow): mirrored predictions run on the shadow version after the caller's answer, their results stored beside the predictions.
-  const shadowStore = createShadowRepository(db);
+  const shadowStore = createShadowRepository(db, store.shadowResults);
   const shadow = createShadowTraffic({ models, store: shadowStore, publish: (event) => bus.publish('model.event', event), log }, { maxOutstanding: config.shadowMaxOutstanding });
   const predictionService = createPredictionService({ models, history, cache: responseCache, shadow });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
@@ -364,6 +364,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     feedback,
     /** Shadow traffic: `shadow.get(model)` has this process's counters; `shadow.idle()` waits for the runs in flight to be stored. */
     shadow,
+    /** Where shadow results are stored and compared (the gated shadow test builds its own traffic on it). */
+    shadowStore,
     batchWorker,
     notifier,
     /** The periodic drift check (started only when DRIFT_CHECK_INTERVAL_MS > 0). */

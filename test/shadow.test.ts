@@ -13,7 +13,7 @@ import { createPredictionService } from '../src/serving/predict.ts';
 import { createShadowTraffic } from '../src/serving/shadow.ts';
 import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { createPredictionRepository } from '../src/store/prediction-repository.ts';
-import { createShadowRepository, p95Offset } from '../src/store/shadow-repository.ts';
+import { p95Offset } from '../src/store/shadow-repository.ts';
 import { loadDiabetes, loadIris } from '../scripts/models/datasets.ts';
 import { createTestApp, type TestApp } from './helpers/app.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
@@ -333,7 +333,7 @@ describe('off the response path, with a bound', () => {
         },
       },
     });
-    const store = createShadowRepository(db);
+    const store = app.app.shadowStore;
     const shadow = createShadowTraffic(
       { models: { get: (name) => models.get(name), resolve: (name, version) => (version === 2 ? held : models.resolve(name, version)) }, store, publish: () => {}, log: pino({ level: 'silent' }) },
       { maxOutstanding },

@@ -2,32 +2,23 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import type { TensorData } from '../inference/types.ts';
 import type { Comparison, ComparisonQuery, LatencySummary, NewShadowResult, ShadowResultRecord, ShadowStore } from '../serving/shadow.ts';
 import type { Database } from './database.ts';
+import type { ShadowWriter } from './shadow-writer.ts';
 import { createGroupCommit } from './group-commit.ts';
 
 const PUBLIC = { predictionId: true, shadowVersion: true, createdAt: true, outputs: true, label: true, error: true, latencyMs: true, meanAbsoluteDifference: true, labelsAgree: true } as const;
-
-/** A row as Prisma takes it: a null Json column is left out (Prisma wants DbNull, not null, for it). */
-function rowOf(result: NewShadowResult): Prisma.ShadowResultCreateManyInput {
-  const { outputs, ...rest } = result;
-  return outputs === null ? rest : { ...rest, outputs: outputs as unknown as Prisma.InputJsonValue };
-}
 
 /** Nearest-rank position (0-based) of the 95th percentile among `n` sorted values. */
 export const p95Offset = (n: number): number => Math.max(0, Math.ceil(0.95 * n) - 1);
 
 /**
- * Shadow results through Prisma, the same on SQLite and PostgreSQL. Rows are written by group
- * commit (one createMany per group; a group that fails is written row by row, so one bad row,
- * e.g. one whose prediction is gone, fails alone).
+ * Shadow results: written by group commit through `writer` (one INSERT per group in the
+ * database's own SQL; a group that fails is written row by row, so one bad row, e.g. one whose
+ * prediction is gone, fails alone), read and compared through Prisma, the same on SQLite and PostgreSQL.
  */
-export function createShadowRepository(db: Database): ShadowStore {
+export function createShadowRepository(db: Database, writer: ShadowWriter): ShadowStore {
   const commits = createGroupCommit<NewShadowResult>(
-    async (rows) => {
-      await db.shadowResult.createMany({ data: rows.map(rowOf) });
-    },
-    async (row) => {
-      await db.shadowResult.create({ data: rowOf(row) });
-    },
+    (rows) => writer.insert(rows),
+    (row) => writer.insert([row]),
   );
   const pending = new Set<Promise<void>>();
 
