@@ -13,6 +13,7 @@ import { renderScaleOut, type ScaleOutResult } from './scale-out.ts';
 import type { RawOnnxFigure } from './raw-onnx.ts';
 import type { ReadLoadResult, StatementCount } from './read.ts';
 import { renderMetrics, type MetricsBenchResult } from './metrics.ts';
+import { renderShadow, type ShadowBenchResult } from './shadow.ts';
 
 export type ServerKey = 'gatewayOn' | 'gatewayOff' | 'gatewayNormalSync' | 'ceiling' | 'peer';
 
@@ -55,6 +56,8 @@ export interface BenchResult {
   scaleOut: ScaleOutResult;
   /** Predict throughput with and without Prometheus metrics, and the log line's cost; null when the section did not run. */
   metrics: MetricsBenchResult | null;
+  /** Caller latency and throughput at 1 connection with and without a shadow version; null when the section did not run. */
+  shadow?: ShadowBenchResult | null;
   read: { load: ReadLoadResult | null; statements: StatementCount | null };
   targets: Target[];
   notes: string[];
@@ -207,6 +210,8 @@ export function renderMarkdown(r: BenchResult): string {
   out.push(...renderScaleOut(r.scaleOut, r.settings.durationS));
   out.push('## Metrics and logs', '');
   out.push(...(r.metrics ? renderMetrics(r.metrics) : ['Not run (see notes).']), '');
+  out.push('## Shadow traffic', '');
+  out.push(...(r.shadow ? renderShadow(r.shadow) : ['Not run (see notes).']), '');
 
   out.push('## Read benchmark', '');
   out.push('`{ predictions(first: 100) { edges { node { id label createdAt model { name kind versions { version status } } } } } }`', '');

@@ -37,6 +37,7 @@ import { batchTargets, runBatchBench } from './batch.ts';
 import { runKvCacheBench } from './kv-cache.ts';
 import { runFanOutBench, runPostgresCommitBench, runReplicasBench, runResponseCacheBench } from './scale-out.ts';
 import { runMetricsBench } from './metrics.ts';
+import { runShadowBench } from './shadow.ts';
 import { runRawOnnx } from './raw-onnx.ts';
 import { countReadStatements, PREDICT_BODY, readLoad } from './read.ts';
 import { computeTargets, errorCount, renderMarkdown, writeResults, type BenchResult, type ServerKey, type ServerRun } from './report.ts';
@@ -46,7 +47,7 @@ const READ_CONNECTIONS = 16;
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Section names for `--only`, in the order they run. */
-const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'metrics', 'postgres-commit', 'replicas', 'response-cache', 'fan-out', 'peer'] as const;
+const SECTIONS = ['raw-onnx', 'kv-cache', 'read-statements', 'ceiling', 'gateway-on', 'gateway-off', 'gateway-normal-sync', 'memory', 'batch', 'metrics', 'shadow', 'postgres-commit', 'replicas', 'response-cache', 'fan-out', 'peer'] as const;
 type SectionId = (typeof SECTIONS)[number];
 
 interface Options {
@@ -251,7 +252,8 @@ async function main(): Promise<number> {
     (runs('postgres-commit') ? 6 * (options.durationS + WARMUP_S + 8) : 0) +
     (runs('replicas') ? 4 * (options.durationS + WARMUP_S + 10) : 0) +
     (runs('response-cache') ? 6 * (options.durationS + WARMUP_S) + 20 : 0) +
-    (runs('fan-out') ? 4 * (2 * options.durationS + 40) : 0);
+    (runs('fan-out') ? 4 * (2 * options.durationS + 40) : 0) +
+    (runs('shadow') ? (options.quick ? 40 : 80) + 20 : 0);
   log(`os.availableParallelism() = ${machine.availableParallelism} (${machine.cpu}), Node ${machine.node}; the load generator shares these cores with the server`);
   log(`duration ${options.durationS} s per step, connections ${options.connections.join(',')}, peer ${options.peer ?? 'none'}; about ${Math.ceil(estimateS / 60)} min`);
 
@@ -266,6 +268,7 @@ async function main(): Promise<number> {
     batch: null,
     scaleOut: { fanOut: null, replicas: null, postgresCommit: null, responseCache: null },
     metrics: null,
+    shadow: null,
     read: { load: null, statements: null },
     targets: [],
     notes: [],
@@ -337,6 +340,14 @@ async function main(): Promise<number> {
     result.metrics = await runMetricsBench({ repoRoot: REPO_ROOT, script, nodeArgs, connections: 64, durationS: slices * 2, warmupS: WARMUP_S, rounds: slices, log });
     const m = result.metrics;
     log(`metrics: medians ${m.sides.map((s) => `${s.config} ${s.rps} rps (${s.rpsLossPercent}% loss), ${s.cpuUsPerRequest} µs CPU`).join('; ')}; log line ${m.logLine.syncUs} µs sync, ${m.logLine.asyncUs} µs async`);
+  });
+  await section('shadow', 'shadow traffic', async () => {
+    // 2 s slices at 1 connection, interleaved: 20 per configuration (10 with --quick), whatever --duration says.
+    const slices = options.quick ? 10 : 20;
+    log(`shadow: predict at 1 connection, without and with setShadow(iris, 2), two servers loaded in turn, ${slices} slices of 2 s each`);
+    const { nodeArgs, script } = startCommand(REPO_ROOT);
+    result.shadow = await runShadowBench({ repoRoot: REPO_ROOT, script, nodeArgs, slices, sliceS: 2, warmupS: WARMUP_S, log });
+    log(`shadow: medians ${result.shadow.sides.map((s) => `${s.config} ${s.rps} rps, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`).join('; ')}`);
   });
   // Scale-out (issue 10): PostgreSQL, Redis and nginx on 127.0.0.1.
   const scaleOut = { repoRoot: REPO_ROOT, durationS: options.durationS, warmupS: WARMUP_S, log };

@@ -39,6 +39,8 @@ import { createLoaders } from './store/loaders.ts';
 import { createPredictionRepository } from './store/prediction-repository.ts';
 import { createFeedbackRepository } from './store/feedback-repository.ts';
 import { createFeedbackService } from './serving/feedback.ts';
+import { createShadowRepository } from './store/shadow-repository.ts';
+import { createShadowTraffic } from './serving/shadow.ts';
 import { readBodyWithin, refuseUnread } from './transport/body-limit.ts';
 import { CSRF_HEADERS, postRefusal, useCsrfPreventionForGet } from './transport/csrf-prevention.ts';
 import { useNoIntrospection } from './transport/use-no-introspection.ts';
@@ -193,7 +195,10 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const history = createHistory({ store: predictions, bus, outbox });
   // Response cache for the models whose model.json asks for it: shared through Redis when there is one.
   const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
-  const predictionService = createPredictionService({ models, history, cache: responseCache, onRun: traffic.record });
+  // Shadow traffic (setShadow): mirrored predictions run on the shadow version after the caller's answer, their results stored beside the predictions.
+  const shadowStore = createShadowRepository(db, store.shadowResults);
+  const shadow = createShadowTraffic({ models, store: shadowStore, publish: (event) => bus.publish('model.event', event), log }, { maxOutstanding: config.shadowMaxOutstanding });
+  const predictionService = createPredictionService({ models, history, cache: responseCache, onRun: traffic.record, shadow });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
   const batchJobStore = createBatchJobRepository(db, store.batchJobs);
   const feedback = createFeedbackService({ store: feedbackStore, models });
@@ -285,7 +290,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
         bus,
         feedback,
         traffic,
-        loaders: createLoaders(predictions, ownerOf(principal), feedbackStore),
+        shadow,
+        loaders: createLoaders(predictions, ownerOf(principal), feedbackStore, shadowStore),
         tensorVariables: new TensorVariables(),
         uploads: (initial.req && uploadsOf.get(initial.req)) ?? new Uploads(),
         clientAddress: clientAddress(initial.req, config.trustProxy),
@@ -374,6 +380,10 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     traffic,
     /** Feedback and live quality: `feedback.quality(model, version, since)` is the traffic guard's input. */
     feedback,
+    /** Shadow traffic: `shadow.get(model)` has this process's counters; `shadow.idle()` waits for the runs in flight to be stored. */
+    shadow,
+    /** Where shadow results are stored and compared (the gated shadow test builds its own traffic on it). */
+    shadowStore,
     batchWorker,
     notifier,
     /** The periodic drift check (started only when DRIFT_CHECK_INTERVAL_MS > 0). */
@@ -415,6 +425,8 @@ export async function createApp(config: Config, options: AppOptions = {}) {
      */
     async close(): Promise<void> {
       await this.drain();
+      // Shadow runs of the last predictions finish and are stored while the models and the database are open.
+      await shadow.close();
       await predictions.drain();
       await outbox?.close();
       // The history's group commit over this process's life (the bench reads it to report group sizes).

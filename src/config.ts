@@ -198,6 +198,12 @@ const environmentSchema = z.object({
   DRIFT_WINDOW: wholeNumber(1).default(500),
   /** Feature rows a check needs before it judges (fewer: no alert, nothing changes). @default 100 */
   DRIFT_MIN_SAMPLES: wholeNumber(1).default(100),
+  /**
+   * Shadow traffic (setShadow): shadow runs of this process started and not yet stored, at
+   * most; a request mirrored beyond it is not run on the shadow (dropped and counted), never
+   * queued. @default 64
+   */
+  SHADOW_MAX_OUTSTANDING: wholeNumber(1).default(64),
 });
 
 export type Config = Readonly<{
@@ -242,6 +248,8 @@ export type Config = Readonly<{
   uploadDir: string | undefined;
   /** Periodic drift checks (src/monitoring/drift-watch.ts); `checkIntervalMs` 0: off. */
   drift: Readonly<{ checkIntervalMs: number; psiThreshold: number; window: number; minSamples: number }>;
+  /** Shadow runs in flight at most (src/serving/shadow.ts); more are dropped and counted. */
+  shadowMaxOutstanding: number;
 }>;
 
 /** Thrown when the environment does not describe a runnable gateway; the message is one line. */
@@ -320,5 +328,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, envFile?: strin
       window: e.DRIFT_WINDOW,
       minSamples: e.DRIFT_MIN_SAMPLES,
     }),
+    shadowMaxOutstanding: e.SHADOW_MAX_OUTSTANDING,
   });
 }

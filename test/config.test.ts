@@ -37,6 +37,7 @@ describe('config', () => {
       trustProxy: false,
       uploadDir: undefined,
       drift: { checkIntervalMs: 10_000, psiThreshold: 0.2, window: 500, minSamples: 100 },
+      shadowMaxOutstanding: 64,
     });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -75,6 +76,8 @@ describe('config', () => {
     [{ DRIFT_PSI_THRESHOLD: 'Infinity' }, 'Invalid configuration: DRIFT_PSI_THRESHOLD: expected a number greater than 0, got "Infinity"'],
     [{ DRIFT_WINDOW: '0' }, 'Invalid configuration: DRIFT_WINDOW: expected a whole number >= 1, got "0"'],
     [{ DRIFT_MIN_SAMPLES: '0' }, 'Invalid configuration: DRIFT_MIN_SAMPLES: expected a whole number >= 1, got "0"'],
+    [{ SHADOW_MAX_OUTSTANDING: '0' }, 'Invalid configuration: SHADOW_MAX_OUTSTANDING: expected a whole number >= 1, got "0"'],
+    [{ SHADOW_MAX_OUTSTANDING: 'many' }, 'Invalid configuration: SHADOW_MAX_OUTSTANDING: expected a whole number >= 1, got "many"'],
     [{ REDIS_URL: 'localhost:6379' }, 'Invalid configuration: REDIS_URL: expected a Redis URL such as redis://127.0.0.1:6379, got "localhost:6379"'],
     [{ MAX_QUERY_COST: '0' }, 'Invalid configuration: MAX_QUERY_COST: expected a whole number >= 1, got "0"'],
     [{ ALLOWED_ORIGINS: 'app.example.com' }, 'Invalid configuration: ALLOWED_ORIGINS: expected origins such as https://app.example.com (scheme, host and port only), or *, got `app.example.com`'],
@@ -121,6 +124,10 @@ describe('config', () => {
   it('reads the drift settings; DRIFT_CHECK_INTERVAL_MS=0 turns the checks off', () => {
     expect(loadConfig({ DRIFT_CHECK_INTERVAL_MS: '250', DRIFT_PSI_THRESHOLD: '0.1', DRIFT_WINDOW: '50', DRIFT_MIN_SAMPLES: '20' }).drift).toEqual({ checkIntervalMs: 250, psiThreshold: 0.1, window: 50, minSamples: 20 });
     expect(loadConfig({ DRIFT_CHECK_INTERVAL_MS: '0' }).drift.checkIntervalMs).toBe(0);
+  });
+
+  it('reads SHADOW_MAX_OUTSTANDING', () => {
+    expect(loadConfig({ SHADOW_MAX_OUTSTANDING: '3' }).shadowMaxOutstanding).toBe(3);
   });
 
   it('reads WORKERS', () => {

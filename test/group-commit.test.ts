@@ -95,6 +95,23 @@ describe('group commit', () => {
     expect(committer.stats).toEqual({ groups: 2, rows: 5 });
   });
 
+  it('with delayMs, rows written over several rounds of I/O within the delay share one commit', async () => {
+    const groups: number[][] = [];
+    const committer = createGroupCommit<number>(
+      async (rows) => void groups.push(rows),
+      async () => {},
+      { delayMs: 30 },
+    );
+    const writes = [];
+    for (let n = 1; n <= 4; n++) {
+      writes.push(committer.write(n));
+      await new Promise((r) => setImmediate(r)); // without the delay, each would be its own commit
+    }
+    expect(groups).toEqual([]);
+    await Promise.all(writes);
+    expect(groups).toEqual([[1, 2, 3, 4]]);
+  });
+
   it('a bad row fails only its caller', async () => {
     const repo = createPredictionRepository(db, { writer });
     const taken = record();

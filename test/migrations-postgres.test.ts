@@ -11,7 +11,7 @@ import { createTestDatabase, onPostgres, type TestDatabase } from './helpers/tes
 import { expectEveryColumnToRoundTrip, ROUND_TRIP } from './helpers/round-trip.ts';
 
 const MIGRATIONS = 'prisma/postgres/migrations';
-const NAMES = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached', '20261202150000_outbox', '20261202160000_api_keys', '20261202180000_feedback'];
+const NAMES = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached', '20261202150000_outbox', '20261202160000_api_keys', '20261202180000_feedback', '20261203090000_shadow_results'];
 const temp = () => mkdtempSync(join(tmpdir(), 'migrate-pg-'));
 
 let databases: TestDatabase[] = [];
@@ -83,7 +83,7 @@ describe.runIf(onPostgres)('PostgreSQL migrations', () => {
     migrateSqlite(file, 'prisma/migrations');
     const sqlite = new Database(file, { readonly: true });
     const sqliteType = (type: string) => ({ TEXT: 'text', INTEGER: 'integer', REAL: 'double precision', DATETIME: 'timestamp(3)', JSONB: 'jsonb', BOOLEAN: 'boolean' })[type] ?? type;
-    for (const table of ['Prediction', 'BatchJob', 'BatchRow', 'Feedback']) {
+    for (const table of ['Prediction', 'BatchJob', 'BatchRow', 'Feedback', 'ShadowResult']) {
       const expected = (sqlite.pragma(`table_info("${table}")`) as Array<{ name: string; type: string; notnull: number; dflt_value: string | null; pk: number }>).map((c) => ({
         name: c.name,
         type: sqliteType(c.type),
@@ -104,7 +104,10 @@ describe.runIf(onPostgres)('PostgreSQL migrations', () => {
     sqlite.close();
     const pgIndexes = (await database.query(`SELECT indexname AS "name" FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' ORDER BY 1`)).map((r) => r.name);
     expect(pgIndexes).toEqual(sqliteIndexes);
-    expect(await database.query(`SELECT conname AS "name", confdeltype AS "onDelete" FROM pg_constraint WHERE contype = 'f'`)).toEqual([{ name: 'BatchRow_jobId_fkey', onDelete: 'c' }]);
+    expect(await database.query(`SELECT conname AS "name", confdeltype AS "onDelete" FROM pg_constraint WHERE contype = 'f' ORDER BY 1`)).toEqual([
+      { name: 'BatchRow_jobId_fkey', onDelete: 'c' },
+      { name: 'ShadowResult_predictionId_fkey', onDelete: 'c' },
+    ]);
   });
 
   it('match the Prisma schema: every column round-trips through the generated PostgreSQL client', async () => {

@@ -15,7 +15,7 @@ const temp = () => mkdtempSync(join(tmpdir(), 'migrate-'));
 describe.skipIf(onPostgres)('SQLite migrations', () => {
   it('apply once, are recorded the way Prisma records them, and are idempotent', () => {
     const file = join(temp(), 'db.sqlite');
-    const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached', '20261202150000_outbox', '20261202160000_api_keys', '20261202180000_feedback'];
+    const names = ['20261126000000_init', '20261126100000_generation', '20261202000000_interpretation', '20261202120000_batch_jobs', '20261202130000_cached', '20261202150000_outbox', '20261202160000_api_keys', '20261202180000_feedback', '20261203090000_shadow_results'];
     expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: true })));
     expect(migrateSqlite(file, 'prisma/migrations')).toEqual(names.map((name) => ({ name, applied: false })));
     const db = new Database(file, { readonly: true });

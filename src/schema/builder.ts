@@ -17,6 +17,7 @@ import type { BatchJobStore } from '../serving/batch-job-store.ts';
 import type { BatchJobService } from '../serving/batch-jobs.ts';
 import type { FeedbackService } from '../serving/feedback.ts';
 import type { TrafficRouter } from '../inference/traffic.ts';
+import type { ShadowTraffic } from '../serving/shadow.ts';
 
 /** What every resolver gets; built per request in app.ts. */
 export interface Context {
@@ -31,6 +32,8 @@ export interface Context {
   feedback: FeedbackService;
   /** Traffic splits between model versions and their rollout guards (this process's). */
   traffic: TrafficRouter;
+  /** Shadow traffic: which model is shadowed by which version, and the comparison of stored pairs. */
+  shadow: ShadowTraffic;
   bus: EventBus;
   loaders: Loaders;
   /** Big Float lists of this operation's variables (see transport/use-tensor-variables.ts). */

@@ -8,5 +8,6 @@ import './model-events.ts';
 import './feedback.ts';
 import './drift.ts';
 import './traffic.ts';
+import './shadow.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

@@ -29,8 +29,16 @@ export type PredictionService = ReturnType<typeof createPredictionService>;
  * lost. Nothing is written when any step before the commit fails. Subscribers hear of
  * the prediction only after the commit.
  */
-export function createPredictionService(deps: { models: ModelRepository; history: History; cache?: ResponseCache; onRun?: RunOutcomeSink }) {
-  const { models, history, cache, onRun } = deps;
+export function createPredictionService(deps: {
+  models: ModelRepository;
+  history: History;
+  cache?: ResponseCache;
+  /** Told of every inference run (the rollout guard's error rate and latency). */
+  onRun?: RunOutcomeSink;
+  /** Shadow traffic (serving/shadow.ts): told of each committed prediction; returns at once and never throws. */
+  shadow?: { mirror(input: PredictInput, primary: PredictionRecord): void };
+}) {
+  const { models, history, cache, onRun, shadow } = deps;
   const run = async (version: ServedVersion, inputs: TensorData[]) => {
     if (!onRun) return version.run(inputs);
     const started = performance.now();
@@ -85,6 +93,7 @@ export function createPredictionService(deps: { models: ModelRepository; history
         apiKeyId: input.apiKeyId ?? null,
       };
       await history.append(record);
+      shadow?.mirror(input, record);
       return record;
     },
   };

@@ -15,6 +15,7 @@ import { openPostgresPool } from './postgres-pool.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import { createSqliteBatchJobWriter } from './sqlite-batch-job-writer.ts';
 import { openSqliteHistoryWriter, openSqliteWriteConnection } from './sqlite-history-writer.ts';
+import { createPostgresShadowWriter, createSqliteShadowWriter, type ShadowWriter } from './shadow-writer.ts';
 
 /**
  * The history's reads: a Prisma client typed as the SQLite one on either database. The
@@ -86,6 +87,8 @@ export interface Store {
   db: Database;
   history: HistoryWriter;
   batchJobs: BatchJobWriter;
+  /** Shadow traffic's results (store/shadow-writer.ts). */
+  shadowResults: ShadowWriter;
   /** Releases every connection (after the writers' last commit). */
   close(): Promise<void>;
 }
@@ -108,6 +111,7 @@ export async function openStore(databaseUrl: string, options: OpenDatabaseOption
       db,
       history: createPostgresHistoryWriter(pool, { onQuery: options.onQuery, eventPending: options.eventPending }),
       batchJobs: createPostgresBatchJobWriter(pool, { onQuery: options.onQuery }),
+      shadowResults: createPostgresShadowWriter(pool, { onQuery: options.onQuery }),
       async close() {
         await db.$disconnect(); // leaves the pool it was given open
         await pool.end();
@@ -118,13 +122,16 @@ export async function openStore(databaseUrl: string, options: OpenDatabaseOption
   const file = sqliteFile(databaseUrl);
   const history = openSqliteHistoryWriter(file, { synchronous: options.sqliteSynchronous, onQuery: options.onQuery, eventPending: options.eventPending });
   const batchConnection = openSqliteWriteConnection(file, { synchronous: options.sqliteSynchronous });
+  const shadowConnection = openSqliteWriteConnection(file, { synchronous: 'NORMAL' });
   return {
     db,
     history,
     batchJobs: createSqliteBatchJobWriter(batchConnection, { onQuery: options.onQuery }),
+    shadowResults: createSqliteShadowWriter(shadowConnection, { onQuery: options.onQuery }),
     async close() {
       history.close();
       batchConnection.close();
+      shadowConnection.close();
       await db.$disconnect();
     },
   };

@@ -4,7 +4,18 @@
  * promise settles only after its row is committed. If a group fails, its rows are
  * written one by one, so one bad row fails only its own caller.
  */
-export function createGroupCommit<T>(writeMany: (rows: T[]) => Promise<void>, writeOne: (row: T) => Promise<void>) {
+export function createGroupCommit<T>(
+  writeMany: (rows: T[]) => Promise<void>,
+  writeOne: (row: T) => Promise<void>,
+  options: {
+    /**
+     * How long the first row of an idle writer waits for others before its commit, in ms. For
+     * rows nobody waits on (shadow results): fewer, larger commits. @default 0 (until this round of I/O ends)
+     */
+    delayMs?: number;
+  } = {},
+) {
+  const delayMs = options.delayMs ?? 0;
   let pending: Array<{ row: T; resolve: () => void; reject: (error: unknown) => void }> = [];
   let flushing = false;
   /** Sizes of the groups written, for tests and stats. */
@@ -51,7 +62,8 @@ export function createGroupCommit<T>(writeMany: (rows: T[]) => Promise<void>, wr
         // next group takes all of them when the commit in flight ends.
         if (!flushing) {
           flushing = true;
-          setImmediate(() => void flush());
+          if (delayMs > 0) setTimeout(() => void flush(), delayMs);
+          else setImmediate(() => void flush());
         }
       });
     },

@@ -2,6 +2,7 @@ import DataLoader from 'dataloader';
 import type { FeedbackRecord, FeedbackStore, Quality } from '../serving/feedback.ts';
 import type { PredictionStore } from '../serving/prediction-store.ts';
 import type { PredictionRecord } from '../serving/records.ts';
+import type { ShadowResultRecord, ShadowStore } from '../serving/shadow.ts';
 
 /** A version's quality over a window, as `ModelVersion.quality` asks for it. */
 export interface QualityKey {
@@ -18,6 +19,8 @@ export interface Loaders {
   feedbackByPredictionId: DataLoader<string, FeedbackRecord | null>;
   /** Quality of the caller's predictions (every key's for admin): one query per distinct window, whatever the number of versions. */
   qualityByVersion: DataLoader<QualityKey, Quality, string>;
+  /** Shadow results of predictions the caller already holds (so no ownership filter of its own). */
+  shadowByPredictionId: DataLoader<string, ShadowResultRecord | null>;
 }
 
 const windowOf = (key: QualityKey) => JSON.stringify([key.since?.getTime() ?? null, key.until?.getTime() ?? null]);
@@ -26,10 +29,11 @@ const NO_FEEDBACK: Quality = Object.freeze({ count: 0, accuracy: null, mae: null
 
 /**
  * `apiKeyId`: the caller sees only that key's predictions (another key's id loads as null,
- * like an unknown one) and their feedback's quality. Without `feedback`, no prediction has any.
+ * like an unknown one) and their feedback's quality. Without `feedback` (`shadow`), no prediction has any.
  */
-export function createLoaders(predictions: PredictionStore, apiKeyId?: string, feedback?: FeedbackStore): Loaders {
+export function createLoaders(predictions: PredictionStore, apiKeyId?: string, feedback?: FeedbackStore, shadow?: ShadowStore): Loaders {
   return {
+    shadowByPredictionId: new DataLoader(async (ids) => (shadow ? (await shadow.findByPredictionIds(ids)).map((r) => r ?? null) : ids.map(() => null))),
     predictionById: new DataLoader(async (ids) => (await predictions.findByIds(ids, apiKeyId)).map((r) => r ?? null)),
     feedbackByPredictionId: new DataLoader(async (ids) => (feedback ? (await feedback.findByPredictionIds(ids)).map((r) => r ?? null) : ids.map(() => null))),
     qualityByVersion: new DataLoader(

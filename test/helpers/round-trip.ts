@@ -61,11 +61,27 @@ export const ROUND_TRIP = {
     apiKeyId: null,
     recordedBy: '0190b6c2-0000-7000-8000-000000000003',
   },
+  shadowResult: {
+    predictionId: '0190b6c2-0000-7000-8000-000000000001',
+    modelName: 'm',
+    version: 3,
+    shadowVersion: 4,
+    predictedAt: new Date('2026-01-02T03:04:05.678Z'),
+    createdAt: new Date('2026-01-02T03:04:05.912Z'),
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [0.25, 0.75] }],
+    label: 'b',
+    error: 'not used with outputs; set here so the column round-trips',
+    latencyMs: 2.5,
+    primaryLatencyMs: 1.25,
+    meanAbsoluteDifference: 0.125,
+    labelsAgree: false,
+    apiKeyId: null,
+  },
 };
 
 /** Writes each ROUND_TRIP row through the generated client and expects it back unchanged: the migrations match the Prisma schema. */
 export async function expectEveryColumnToRoundTrip(db: Database): Promise<void> {
-  const { prediction, job, batchRow, apiKey, feedback } = ROUND_TRIP;
+  const { prediction, job, batchRow, apiKey, feedback, shadowResult } = ROUND_TRIP;
   await db.prediction.create({ data: prediction });
   expect(await db.prediction.findUniqueOrThrow({ where: { id: prediction.id } })).toEqual(prediction);
   await db.batchJob.create({ data: job });
@@ -76,4 +92,6 @@ export async function expectEveryColumnToRoundTrip(db: Database): Promise<void> 
   expect(await db.apiKey.findUniqueOrThrow({ where: { id: apiKey.id } })).toEqual(apiKey);
   await db.feedback.create({ data: feedback });
   expect(await db.feedback.findUniqueOrThrow({ where: { predictionId: feedback.predictionId } })).toEqual(feedback);
+  await db.shadowResult.create({ data: shadowResult });
+  expect(await db.shadowResult.findUniqueOrThrow({ where: { predictionId: shadowResult.predictionId } })).toEqual(shadowResult);
 }
