@@ -199,7 +199,7 @@ const environmentSchema = z.object({
   /** Feature rows a check needs before it judges (fewer: no alert, nothing changes). @default 100 */
   DRIFT_MIN_SAMPLES: wholeNumber(1).default(100),
   /**
-   * Shadow traffic (setShadow): shadow runs of this process started and not yet stored, at
+   * Shadow traffic (setShadow): shadow runs of this process started and not yet answered, at
    * most; a request mirrored beyond it is not run on the shadow (dropped and counted), never
    * queued. @default 64
    */

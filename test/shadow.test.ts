@@ -374,4 +374,24 @@ describe('off the response path, with a bound', () => {
     await shadow.idle();
     expect(shadow.get('iris')).toMatchObject({ runs: 3, dropped: 4, outstanding: 0 });
   });
+
+  it("a shadow run leaves the bound once answered: rows waiting for their commit do not cause drops", async () => {
+    const { models, db, bus } = app.app;
+    let release!: () => void;
+    const commitHeld = new Promise<void>((resolve) => (release = resolve));
+    const real = app.app.shadowStore;
+    const store = { ...real, save: async (row: Parameters<typeof real.save>[0]) => (await commitHeld, real.save(row)) };
+    const shadow = createShadowTraffic({ models, store, publish: () => {}, log: pino({ level: 'silent' }) }, { maxOutstanding: 1 });
+    const service = createPredictionService({ models, history: createHistory({ store: createPredictionRepository(db, { writer: app.app.historyWriter }), bus }), shadow });
+    shadow.set('iris', 2);
+    const made = [];
+    for (const features of rowsOf(4)) {
+      made.push(await service.predict({ model: 'iris', features }));
+      while (shadow.outstanding > 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(shadow.get('iris')).toMatchObject({ runs: 4, dropped: 0, outstanding: 0 });
+    release();
+    await shadow.idle();
+    expect((await real.findByPredictionIds(made.map((p) => p.id))).every((r) => r?.label === 'virginica')).toBe(true);
+  });
 });

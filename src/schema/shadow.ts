@@ -17,7 +17,7 @@ const ShadowRef = builder.objectRef<Shadow>('Shadow').implement({
     failures: t.exposeInt('failures', { description: 'Shadow runs that failed (the version not READY, the request refused by it, or the run threw); stored with their `error`.' }),
     dropped: t.exposeInt('dropped', { description: 'Requests not run on the shadow because SHADOW_MAX_OUTSTANDING runs were in flight.' }),
     writeErrors: t.exposeInt('writeErrors', { description: 'Shadow results that could not be stored (logged).' }),
-    outstanding: t.exposeInt('outstanding', { description: 'Shadow runs started and not yet stored.' }),
+    outstanding: t.exposeInt('outstanding', { description: 'Shadow runs started and not yet answered by the shadow version.' }),
   }),
 });
 

@@ -106,12 +106,12 @@ export interface Shadow {
   dropped: number;
   /** Results that could not be stored (logged). */
   writeErrors: number;
-  /** Runs started and not yet stored. */
+  /** Runs started and not yet answered by the shadow version (their rows may still wait for a commit). */
   outstanding: number;
 }
 
 export interface ShadowOptions {
-  /** Shadow runs in flight (started, not yet stored) in this process at most; beyond it a request is dropped. @default 64 */
+  /** Shadow runs in flight (started, not yet answered) in this process at most; beyond it a request is dropped. @default 64 */
   maxOutstanding?: number;
 }
 
@@ -156,6 +156,7 @@ export function createShadowTraffic(deps: {
   const maxOutstanding = options.maxOutstanding ?? 64;
   const shadows = new Map<string, Shadow>();
   const inFlight = new Set<Promise<void>>();
+  const savesInFlight = new Set<Promise<void>>();
   let outstanding = 0;
   let closed = false;
 
@@ -178,12 +179,15 @@ export function createShadowTraffic(deps: {
       const message = error instanceof Error ? error.message : String(error);
       result = { ...base, createdAt: new Date(), outputs: null, label: null, error: message, latencyMs: null, primaryLatencyMs: null, meanAbsoluteDifference: null, labelsAgree: null };
     }
-    try {
-      await store.save(result);
-    } catch (error) {
-      shadow.writeErrors++;
-      log.warn({ err: error, model: primary.modelName, version: shadow.version, predictionId: primary.id }, 'could not store a shadow result');
-    }
+    // Handed to the store, the run is no longer outstanding: rows wait for their group commit (up to 20 ms) without holding the bound.
+    const saving = store
+      .save(result)
+      .catch((error: unknown) => {
+        shadow.writeErrors++;
+        log.warn({ err: error, model: primary.modelName, version: shadow.version, predictionId: primary.id }, 'could not store a shadow result');
+      })
+      .finally(() => savesInFlight.delete(saving));
+    savesInFlight.add(saving);
   }
 
   return {
@@ -264,6 +268,7 @@ export function createShadowTraffic(deps: {
     /** Resolves once every run started so far is stored (or failed to be). */
     async idle(): Promise<void> {
       while (inFlight.size > 0) await Promise.all([...inFlight]);
+      await Promise.all([...savesInFlight]);
       await store.drain();
     },
 
