@@ -1,20 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
+import { generateApiKey } from '../src/auth/api-keys.ts';
 import type { Scope } from '../src/auth/principal.ts';
-import { newId } from '../src/serving/ids.ts';
 import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { waitFor } from './helpers/process.ts';
+import { createTestKey } from './helpers/api-keys.ts';
 
 const PREDICT = 'mutation { predict(input: { model: "iris", features: [5.1, 3.5, 1.4, 0.2] }) { id } }';
 const UNKNOWN_ID = '01a23792-0000-7000-8000-000000000000';
 
 /** A key stored in the gateway's database, as `keys create` stores it. */
 async function createKey(gw: TestGateway, name: string, scopes: Scope[]) {
-  const key = generateApiKey();
-  const record = await createApiKeyRepository(gw.app.db).create({ id: newId(), name, scopes, hash: hashApiKey(key), createdAt: new Date() });
-  return { id: record.id, key, bearer: { authorization: `Bearer ${key}` } };
+  const { id, key, headers } = await createTestKey(gw.app.db, name, scopes);
+  return { id, key, bearer: headers };
 }
 
 describe('AUTH_MODE=required', () => {

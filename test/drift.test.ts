@@ -2,9 +2,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
-import { newId } from '../src/serving/ids.ts';
-import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { loadIris } from '../scripts/models/datasets.ts';
 import { mulberry32, shuffled } from '../scripts/models/prng.ts';
 import type { Manifest } from '../src/inference/manifest.ts';
@@ -12,6 +9,7 @@ import { subscribeSse, subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { writeIrisManifest, writeIrisVersion } from './helpers/iris-versions.ts';
 import { onPublish, watchSubscribers } from './helpers/observe.ts';
+import { createTestKey } from './helpers/api-keys.ts';
 
 // A repository with the shipped iris model (training references in its model.json) and
 // `plain`, the same model without references.
@@ -186,9 +184,7 @@ describe('driftAlerts', () => {
 describe('drift with AUTH_MODE=required', () => {
   it('needs the read scope: a predict-only key gets FORBIDDEN for ModelVersion.drift and driftAlerts', async () => {
     const gw = await startGateway({ modelRepository: repository, env: { AUTH_MODE: 'required', DRIFT_CHECK_INTERVAL_MS: '0' } });
-    const key = generateApiKey();
-    await createApiKeyRepository(gw.app.db).create({ id: newId(), name: 'p', scopes: ['predict'], hash: hashApiKey(key), createdAt: new Date() });
-    const headers = { authorization: `Bearer ${key}` };
+    const { headers } = await createTestKey(gw.app.db, 'p', ['predict']);
     try {
       const drift = await gw.gql(DRIFT_QUERY, { m: 'iris' }, { headers });
       expect(drift.body.errors?.map((e) => e.extensions)).toEqual([{ code: 'FORBIDDEN', scopes: ['read'] }]);

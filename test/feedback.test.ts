@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
 import type { Scope } from '../src/auth/principal.ts';
-import { newId } from '../src/serving/ids.ts';
-import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { loadBreastCancer, loadDiabetes, loadIris } from '../scripts/models/datasets.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { createTestKey } from './helpers/api-keys.ts';
 
 // Feedback and live quality through the real server on both databases, with API keys
 // (AUTH_MODE=required): `a` makes the predictions most tests score; `b` is another key.
@@ -25,9 +23,7 @@ let admin: Key;
 
 /** A key stored in the gateway's database, as `keys create` stores it. */
 async function createKey(name: string, scopes: Scope[]) {
-  const key = generateApiKey();
-  const record = await createApiKeyRepository(gw.app.db).create({ id: newId(), name, scopes, hash: hashApiKey(key), createdAt: new Date() });
-  return { id: record.id, headers: { authorization: `Bearer ${key}` } };
+  return createTestKey(gw.app.db, name, scopes);
 }
 
 beforeAll(async () => {

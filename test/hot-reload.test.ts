@@ -2,12 +2,10 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
-import { newId } from '../src/serving/ids.ts';
-import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { writeIrisManifest, writeIrisVersion } from './helpers/iris-versions.ts';
+import { createTestKey } from './helpers/api-keys.ts';
 
 /**
  * Hot reload on a real server polling its repository every 100 ms, watched through a real
@@ -122,9 +120,7 @@ describe('loadModel and unloadModel need the admin scope', () => {
   afterAll(() => gw?.close());
 
   async function bearer(scopes: Array<'predict' | 'read' | 'admin'>) {
-    const key = generateApiKey();
-    await createApiKeyRepository(gw.app.db).create({ id: newId(), name: scopes.join('+'), scopes, hash: hashApiKey(key), createdAt: new Date() });
-    return { authorization: `Bearer ${key}` };
+    return (await createTestKey(gw.app.db, scopes.join('+'), scopes)).headers;
   }
 
   it('refuses a predict+read key with FORBIDDEN and lets an admin key unload and load', async () => {

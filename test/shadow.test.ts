@@ -3,15 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
 import type { Scope } from '../src/auth/principal.ts';
 import type { ModelEvent } from '../src/inference/model-events.ts';
 import type { ServedVersion } from '../src/inference/types.ts';
 import { createHistory } from '../src/serving/history.ts';
-import { newId } from '../src/serving/ids.ts';
 import { createPredictionService } from '../src/serving/predict.ts';
 import { createShadowTraffic } from '../src/serving/shadow.ts';
-import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { createPredictionRepository } from '../src/store/prediction-repository.ts';
 import { p95Offset } from '../src/store/shadow-repository.ts';
 import { loadDiabetes, loadIris } from '../scripts/models/datasets.ts';
@@ -19,6 +16,7 @@ import { createTestApp, type TestApp } from './helpers/app.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { writeIrisManifest, writeIrisVersion } from './helpers/iris-versions.ts';
 import { onPublish } from './helpers/observe.ts';
+import { createTestKey } from './helpers/api-keys.ts';
 
 /**
  * Shadow traffic through the real server on both databases, with API keys (AUTH_MODE=required).
@@ -42,9 +40,7 @@ let readOnly: Key;
 let admin: Key;
 
 async function createKey(name: string, scopes: Scope[]) {
-  const key = generateApiKey();
-  const record = await createApiKeyRepository(gw.app.db).create({ id: newId(), name, scopes, hash: hashApiKey(key), createdAt: new Date() });
-  return { id: record.id, headers: { authorization: `Bearer ${key}` } };
+  return createTestKey(gw.app.db, name, scopes);
 }
 
 beforeAll(async () => {

@@ -3,17 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { generateApiKey, hashApiKey } from '../src/auth/api-keys.ts';
 import type { ModelEvent } from '../src/inference/model-events.ts';
 import { guardVerdict, OutcomeWindow } from '../src/inference/rollout-guard.ts';
 import { ModelRepository } from '../src/inference/repository.ts';
 import { createTrafficRouter, pickByWeight, routePoint } from '../src/inference/traffic.ts';
 import { newId } from '../src/serving/ids.ts';
-import { createApiKeyRepository } from '../src/store/api-key-repository.ts';
 import { loadIris } from '../scripts/models/datasets.ts';
 import { subscribeWs, wsClient } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { writeIrisManifest, writeIrisVersion } from './helpers/iris-versions.ts';
+import { createTestKey } from './helpers/api-keys.ts';
 
 // Traffic splits between versions, routed by request id, and rollout guards, on a real
 // server with iris versions written for the test (helpers/iris-versions.ts).
@@ -95,9 +94,7 @@ describe('traffic splits on a real server', () => {
   let reader: Record<string, string>;
 
   async function key(scopes: Array<'predict' | 'read' | 'admin'>) {
-    const k = generateApiKey();
-    await createApiKeyRepository(gw.app.db).create({ id: newId(), name: scopes.join('+'), scopes, hash: hashApiKey(k), createdAt: new Date() });
-    return { authorization: `Bearer ${k}` };
+    return (await createTestKey(gw.app.db, scopes.join('+'), scopes)).headers;
   }
 
   /** predict with a request id of our own (the routing key); answers version and label, or the error code. */
