@@ -105,11 +105,13 @@ describe('traffic splits on a real server', () => {
 
   beforeAll(async () => {
     repo = mkdtempSync(join(tmpdir(), 'traffic-'));
-    writeIrisManifest(repo);
     writeIrisVersion(repo, 1, 'same');
     writeIrisVersion(repo, 2, 'same');
     writeIrisVersion(repo, 3, 'failing');
     writeIrisVersion(repo, 4, 'constant');
+    writeIrisVersion(repo, 5, 'slow');
+    // Version 4 stays the default (the newest READY one would be 5).
+    writeIrisManifest(repo, 'iris', { defaultVersion: 4 });
     gw = await startGateway({ modelRepository: repo, env: { AUTH_MODE: 'required' } });
     admin = await key(['admin']);
     reader = await key(['predict', 'read']);
@@ -186,6 +188,23 @@ describe('traffic splits on a real server', () => {
     expect(after.every((a) => a.version === 1)).toBe(true);
     const split = (await gw.gql('{ model(name: "iris") { trafficSplit { weights { version weight } source guard { metric } } } }', {}, { headers: admin })).body.data.model.trafficSplit;
     expect(split).toEqual({ weights: [{ version: 1, weight: 1 }], source: 'MUTATION', guard: null });
+  }, 60_000);
+
+  it('a candidate whose p95 latency is more than twice the stable version\'s is rolled back by the P95_LATENCY guard', async () => {
+    const ws = wsClient(gw.url, { authorization: admin.authorization });
+    const events = subscribeWs<{ modelEvents: ModelEvent }>(ws, EVENTS);
+    await new Promise((r) => setTimeout(r, 200));
+    await gw.gql(SET, { s: [{ version: 1, weight: 1 }, { version: 5, weight: 1 }], g: { metric: 'P95_LATENCY', stableVersion: 1, threshold: 1, minSamples: 10 } }, { headers: admin });
+    const answered: number[] = [];
+    for (let i = 0; i < 300 && !events.events.some((e) => e.data?.modelEvents.type === 'ROLLED_BACK'); i++) answered.push((await predict(`slow-${i}`)).version!);
+    const rolledBack = events.events.map((e) => e.data!.modelEvents).find((e) => e.type === 'ROLLED_BACK');
+    expect(rolledBack).toMatchObject({ version: 5, split: [{ version: 1, weight: 1 }], reason: expect.stringMatching(/^p95 latency of version 5 is [\d.]+ ms against [\d.]+ ms for version 1/) });
+    // Slow, not wrong: every request was answered, by one version or the other.
+    expect(answered.filter((v) => v === 5).length).toBeGreaterThanOrEqual(10);
+    expect(answered.every((v) => v === 1 || v === 5)).toBe(true);
+    events.unsubscribe();
+    await ws.dispose();
+    for (let i = 0; i < 30; i++) expect((await predict(`slow-after-${i}`)).version).toBe(1);
   }, 60_000);
 
   it('a candidate less accurate by feedback is rolled back by the ACCURACY guard', async () => {

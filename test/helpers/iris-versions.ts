@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { classifierOnnx, CLASSIFIER_OUTPUT, INPUT_NAME } from '../../scripts/models/graphs.ts';
-import { DataType, encodeModel, int64Tensor, node, valueInfo } from '../../scripts/models/onnx-writer.ts';
+import { attr, DataType, encodeModel, floatTensor, int64Tensor, node, valueInfo } from '../../scripts/models/onnx-writer.ts';
 
 const IRIS = 'models/iris';
 const LABELS = ['setosa', 'versicolor', 'virginica'];
@@ -11,16 +11,17 @@ const LABELS = ['setosa', 'versicolor', 'virginica'];
  * float32 [batch, 3]) for lifecycle tests, written as `<repository>/<name>/<version>/model.onnx`:
  * - `same`: the shipped iris model, byte for byte (a replay agrees fully);
  * - `constant`: always answers `virginica` with probability ≈ 1 (agrees on about a third of iris);
- * - `failing`: loads, but every run fails (its graph reshapes 4 numbers per row into rows of 3).
+ * - `failing`: loads, but every run fails (its graph reshapes 4 numbers per row into rows of 3);
+ * - `slow`: answers (always the same class), after eight 1,024 × 1,024 matrix products per row: tens of times slower than iris.
  */
-export type IrisVariant = 'same' | 'constant' | 'failing';
+export type IrisVariant = 'same' | 'constant' | 'failing' | 'slow';
 
 export function writeIrisVersion(repository: string, version: number, variant: IrisVariant, name = 'iris'): string {
   const dir = join(repository, name, String(version));
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'model.onnx');
   if (variant === 'same') copyFileSync(join(IRIS, '1', 'model.onnx'), file);
-  else writeFileSync(file, variant === 'constant' ? constantClassifier(name) : failingClassifier(name));
+  else writeFileSync(file, variant === 'constant' ? constantClassifier(name) : variant === 'slow' ? slowClassifier(name) : failingClassifier(name));
   return file;
 }
 
@@ -47,6 +48,21 @@ function failingClassifier(name: string): Uint8Array {
       name,
       node: [node('Reshape', [INPUT_NAME, 'rows_of_3'], [CLASSIFIER_OUTPUT])],
       initializer: [int64Tensor('rows_of_3', [2], [-1, 3])],
+      input: [valueInfo(INPUT_NAME, DataType.FLOAT, ['batch', 4])],
+      output: [valueInfo(CLASSIFIER_OUTPUT, DataType.FLOAT, ['batch', 3])],
+    },
+  });
+}
+
+function slowClassifier(name: string): Uint8Array {
+  const n = 1024;
+  const hidden = Array.from({ length: 8 }, (_, i) => node('MatMul', [i === 0 ? 'wide' : `h${i - 1}`, 'square'], [`h${i}`]));
+  return encodeModel({
+    producerName: 'gateway tests',
+    graph: {
+      name,
+      node: [node('MatMul', [INPUT_NAME, 'widen'], ['wide']), ...hidden, node('MatMul', ['h7', 'narrow'], ['scores']), node('Softmax', ['scores'], [CLASSIFIER_OUTPUT], [attr.int('axis', -1)])],
+      initializer: [floatTensor('widen', [4, n], new Float32Array(4 * n).fill(0.25)), floatTensor('square', [n, n], new Float32Array(n * n).fill(1 / n)), floatTensor('narrow', [n, 3], new Float32Array(n * 3).fill(0.001))],
       input: [valueInfo(INPUT_NAME, DataType.FLOAT, ['batch', 4])],
       output: [valueInfo(CLASSIFIER_OUTPUT, DataType.FLOAT, ['batch', 3])],
     },
