@@ -9,6 +9,7 @@ import { createGenerationService } from './serving/generate.ts';
 import { createHistory } from './serving/history.ts';
 import { ModelRepository } from './inference/repository.ts';
 import { createTrafficRouter } from './inference/traffic.ts';
+import type { ModelEvent } from './inference/model-events.ts';
 import { fallbackMasking, useErrorMasking } from './observability/error-masking.ts';
 import { createLogger, yogaLogger, type Logger } from './observability/logger.ts';
 import { requestIdFor } from './observability/request-id.ts';
@@ -152,11 +153,16 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const redis = config.redisUrl ? openRedisEventTarget(config.redisUrl) : undefined;
   const bus = createEventBus(redis ? { ...options.eventBus, eventTarget: redis.target, topicPrefix: config.redisPrefix } : options.eventBus);
   const predictions = createPredictionRepository(db, { writer: historyWriter, groupCommit: config.batching, onCommit: metrics.historyCommit });
+  /** Model events (registry, traffic router, shadow): to `modelEvents` subscribers, and counted. */
+  const publishModelEvent = (event: ModelEvent) => {
+    metrics.modelEvent(event.model, event.type);
+    bus.publish('model.event', event);
+  };
   const feedbackStore = createFeedbackRepository(db);
   // Traffic splits (model.json `traffic`, setTrafficSplit); the ACCURACY guard reads feedback from the database.
   const traffic = createTrafficRouter({
     log,
-    onEvent: (event) => bus.publish('model.event', event),
+    onEvent: publishModelEvent,
     signals: {
       ACCURACY: {
         figure: async ({ model, version, since }) => {
@@ -170,7 +176,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
     traffic,
     batching: config.batching,
     observer: metrics.inference,
-    onEvent: (event) => bus.publish('model.event', event),
+    onEvent: publishModelEvent,
     // Verified swap: a version loaded while another serves first replays the model's newest stored requests.
     servedExamples: (model, limit) => predictions.servedExamples(model, limit),
     replayRequests: config.modelReplayRequests,
@@ -197,7 +203,7 @@ export async function createApp(config: Config, options: AppOptions = {}) {
   const responseCache = redis ? createRedisResponseCache(redis.client, config.redisPrefix) : createMemoryResponseCache();
   // Shadow traffic (setShadow): mirrored predictions run on the shadow version after the caller's answer, their results stored beside the predictions.
   const shadowStore = createShadowRepository(db, store.shadowResults);
-  const shadow = createShadowTraffic({ models, store: shadowStore, publish: (event) => bus.publish('model.event', event), log }, { maxOutstanding: config.shadowMaxOutstanding });
+  const shadow = createShadowTraffic({ models, store: shadowStore, publish: publishModelEvent, log, onRun: metrics.shadowRun }, { maxOutstanding: config.shadowMaxOutstanding });
   const predictionService = createPredictionService({ models, history, cache: responseCache, onRun: traffic.record, shadow });
   const generationService = createGenerationService({ models, history, maxConcurrent: config.maxGenerations });
   const batchJobStore = createBatchJobRepository(db, store.batchJobs);

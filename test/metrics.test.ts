@@ -2,6 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscribeSse } from './helpers/clients.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { startGatewayProcess, waitFor, type GatewayProcess } from './helpers/process.ts';
+import { writeIrisManifest, writeIrisVersion } from './helpers/iris-versions.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const TOKEN = 'metrics-token-0123456789';
 const PREDICT = `mutation Classify($input: PredictInput!) { predict(input: $input) { id label } }`;
@@ -104,6 +108,36 @@ describe('/metrics after known traffic (METRICS_TOKEN set)', () => {
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
       expect(await res.text()).not.toContain('gateway_');
+    }
+  });
+});
+
+describe('model events and shadow runs, counted', () => {
+  it('counts each model event by type, and each mirrored prediction by shadow version and outcome', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'metrics-lifecycle-'));
+    writeIrisManifest(repo, 'iris', { defaultVersion: 1 });
+    writeIrisVersion(repo, 1, 'same');
+    writeIrisVersion(repo, 2, 'failing');
+    writeIrisVersion(repo, 3, 'constant');
+    const gw = await startGateway({ modelRepository: repo });
+    try {
+      const shadowOn = async (version: number, predictions: number) => {
+        expect((await gw.gql('mutation($v: Int!) { setShadow(model: "iris", version: $v) { version } }', { v: version })).body.errors).toBeUndefined();
+        for (let i = 0; i < predictions; i++) expect((await gw.gql(PREDICT, { input: { model: 'iris', features: [5 + i / 10, 3.5, 1.4, 0.2] } })).body.errors).toBeUndefined();
+        await gw.app.shadow.idle();
+        await gw.gql('mutation { clearShadow(model: "iris") { version } }');
+      };
+      await shadowOn(2, 4); // every shadow run fails
+      await shadowOn(3, 3);
+      const text = await (await scrape(gw.url)).text();
+      expect(sample(text, 'gateway_shadow_runs_total', { model: 'iris', version: '2', outcome: 'failed' })).toBe(4);
+      expect(sample(text, 'gateway_shadow_runs_total', { model: 'iris', version: '2', outcome: 'ok' })).toBeUndefined();
+      expect(sample(text, 'gateway_shadow_runs_total', { model: 'iris', version: '3', outcome: 'ok' })).toBe(3);
+      expect(sample(text, 'gateway_model_events_total', { model: 'iris', type: 'LOADING' })).toBe(3);
+      expect(sample(text, 'gateway_model_events_total', { model: 'iris', type: 'READY' })).toBe(3);
+      expect(sample(text, 'gateway_model_events_total', { model: 'iris', type: 'TRAFFIC' })).toBe(4); // two setShadow, two clearShadow
+    } finally {
+      await gw.close();
     }
   });
 });

@@ -51,6 +51,10 @@ export interface GatewayMetrics {
   historyCommit(rows: number, seconds: number): void;
   /** A request refused by the rate limiter; `operationClass` is the limiter's bucket (e.g. `predict`). */
   rateLimited(operationClass: string): void;
+  /** A model event (LOADING, READY, FAILED, ROLLED_BACK, …), as `modelEvents` subscribers hear it: alert on FAILED and ROLLED_BACK. */
+  modelEvent(model: string, type: string): void;
+  /** A prediction mirrored to a shadow version: `ok` (answered), `failed` (stored with its error), or `dropped` (SHADOW_MAX_OUTSTANDING). */
+  shadowRun(model: string, version: number, outcome: 'ok' | 'failed' | 'dropped'): void;
   /** Observers of inference runs, one per model version (labels resolved once). */
   readonly inference: InferenceObserver | undefined;
   /** Connects the gauges to live state; called once the app has built it. */
@@ -65,6 +69,8 @@ export const noMetrics: GatewayMetrics = Object.freeze({
   subscriptionActive: () => {},
   historyCommit: () => {},
   rateLimited: () => {},
+  modelEvent: () => {},
+  shadowRun: () => {},
   observe: () => {},
 });
 
@@ -110,6 +116,18 @@ export function createMetrics(): GatewayMetrics {
     registers,
   });
   let sources: MetricSources | undefined;
+  const modelEvents = new Counter({
+    name: 'gateway_model_events_total',
+    help: 'Model lifecycle and traffic events (the modelEvents subscription), by model and type (LOADING, READY, FAILED, UNLOADED, VERIFIED, TRAFFIC, ROLLED_BACK).',
+    labelNames: ['model', 'type'],
+    registers,
+  });
+  const shadowRuns = new Counter({
+    name: 'gateway_shadow_runs_total',
+    help: 'Predictions mirrored to a shadow version (setShadow), by model, shadow version and outcome (ok, failed, dropped).',
+    labelNames: ['model', 'version', 'outcome'],
+    registers,
+  });
   new Gauge({
     name: 'gateway_active_generations',
     help: 'Generations decoding now.',
@@ -162,6 +180,8 @@ export function createMetrics(): GatewayMetrics {
       commitSeconds.observe(seconds);
     },
     rateLimited: (operationClass) => rateLimited.inc({ operation_class: operationClass }),
+    modelEvent: (model, type) => modelEvents.inc({ model, type }),
+    shadowRun: (model, version, outcome) => shadowRuns.inc({ model, version: String(version), outcome }),
     inference: {
       forVersion(model, version) {
         const labels = { model, version: String(version) };

@@ -151,8 +151,11 @@ export function createShadowTraffic(deps: {
   store: ShadowStore;
   publish: (event: ModelEvent) => void;
   log: Logger;
+  /** Each mirrored prediction's fate (the `gateway_shadow_runs_total` metric). */
+  onRun?: (model: string, version: number, outcome: 'ok' | 'failed' | 'dropped') => void;
 }, options: ShadowOptions = {}) {
   const { models, store, publish, log } = deps;
+  const counted = deps.onRun ?? (() => {});
   const maxOutstanding = options.maxOutstanding ?? 64;
   const shadows = new Map<string, Shadow>();
   const inFlight = new Set<Promise<void>>();
@@ -174,8 +177,10 @@ export function createShadowTraffic(deps: {
       const label = outcomeOf(outputs, interpretation).label;
       const figures = pairFigures(primary, { outputs, label, classifier: interpretation.kind === 'CLASSIFIER' });
       result = { ...base, createdAt: new Date(), outputs, label, error: null, latencyMs, primaryLatencyMs: primary.latencyMs, ...figures };
+      counted(shadow.model, shadow.version, 'ok');
     } catch (error) {
       shadow.failures++;
+      counted(shadow.model, shadow.version, 'failed');
       const message = error instanceof Error ? error.message : String(error);
       result = { ...base, createdAt: new Date(), outputs: null, label: null, error: message, latencyMs: null, primaryLatencyMs: null, meanAbsoluteDifference: null, labelsAgree: null };
     }
@@ -242,6 +247,7 @@ export function createShadowTraffic(deps: {
       if (!shadow || closed || shadow.version === primary.version) return;
       if (outstanding >= maxOutstanding) {
         shadow.dropped++;
+        counted(shadow.model, shadow.version, 'dropped');
         return;
       }
       outstanding++;
