@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { responseCacheKey } from '../src/cache/response-cache.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { REDIS_URL, redisAnswers } from './helpers/redis.ts';
+import { writeIrisVersion } from './helpers/iris-versions.ts';
 
 /** A repository with iris twice: `iris` as shipped, `iris_cached` with `responseCache` on. */
 function repository(): string {
@@ -49,13 +50,31 @@ describe('response cache (model.json responseCache)', () => {
     expect(runs(gw, 'iris') - before).toBe(3);
   });
 
-  it('keys by model, version and every input element', () => {
+  it('keys by model, version, model file and every input element', () => {
     const t = (data: number[]) => [{ name: 'x', datatype: 'FP32' as const, shape: [1, data.length], data }];
-    expect(responseCacheKey('m', 1, t([1, 2]))).toBe(responseCacheKey('m', 1, t([1.0, 2.0])));
-    expect(responseCacheKey('m', 1, t([1, 2]))).not.toBe(responseCacheKey('m', 2, t([1, 2])));
-    expect(responseCacheKey('m', 1, t([1, 2]))).not.toBe(responseCacheKey('n', 1, t([1, 2])));
-    expect(responseCacheKey('m', 1, t([1, 2]))).not.toBe(responseCacheKey('m', 1, t([1, 2.0000001])));
-    expect(responseCacheKey('m', 1, [{ name: 'x', datatype: 'FP32', shape: [2, 1], data: [1, 2] }])).not.toBe(responseCacheKey('m', 1, t([1, 2])));
+    expect(responseCacheKey('m', 1, 'd', t([1, 2]))).toBe(responseCacheKey('m', 1, 'd', t([1.0, 2.0])));
+    expect(responseCacheKey('m', 1, 'd', t([1, 2]))).not.toBe(responseCacheKey('m', 2, 'd', t([1, 2])));
+    expect(responseCacheKey('m', 1, 'd', t([1, 2]))).not.toBe(responseCacheKey('n', 1, 'd', t([1, 2])));
+    expect(responseCacheKey('m', 1, 'd', t([1, 2]))).not.toBe(responseCacheKey('m', 1, 'e', t([1, 2])));
+    expect(responseCacheKey('m', 1, 'd', t([1, 2]))).not.toBe(responseCacheKey('m', 1, 'd', t([1, 2.0000001])));
+    expect(responseCacheKey('m', 1, 'd', [{ name: 'x', datatype: 'FP32', shape: [2, 1], data: [1, 2] }])).not.toBe(responseCacheKey('m', 1, 'd', t([1, 2])));
+  });
+
+  it('never answers from the previous file once a version is reloaded from a replaced model.onnx', async () => {
+    const repo = repository();
+    const gw2 = await startGateway({ modelRepository: repo });
+    try {
+      const f = [5.1, 3.5, 1.4, 0.2];
+      expect((await gw2.gql(PREDICT, { m: 'iris_cached', f })).body.data.predict).toMatchObject({ cached: false, label: 'setosa' });
+      expect((await gw2.gql(PREDICT, { m: 'iris_cached', f })).body.data.predict).toMatchObject({ cached: true, label: 'setosa' });
+      writeIrisVersion(repo, 1, 'constant', 'iris_cached'); // always virginica
+      const reloaded = await gw2.gql('mutation { loadModel(name: "iris_cached", version: 1) { status } }');
+      expect(reloaded.body.data.loadModel.status).toBe('READY');
+      expect((await gw2.gql(PREDICT, { m: 'iris_cached', f })).body.data.predict).toMatchObject({ cached: false, label: 'virginica' });
+      expect((await gw2.gql(PREDICT, { m: 'iris_cached', f })).body.data.predict).toMatchObject({ cached: true, label: 'virginica' });
+    } finally {
+      await gw2.close();
+    }
   });
 });
 

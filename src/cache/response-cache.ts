@@ -16,13 +16,13 @@ export interface ResponseCache {
  * The key: model, version, and a SHA-256 of every input's name, datatype, shape and
  * elements (as float64 bytes, so 1 and 1.0 are the same input and -0 and 0 are not).
  */
-export function responseCacheKey(model: string, version: number, inputs: readonly TensorData[]): string {
+export function responseCacheKey(model: string, version: number, digest: string, inputs: readonly TensorData[]): string {
   const hash = createHash('sha256');
   for (const t of [...inputs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     hash.update(`${t.name}\0${t.datatype}\0${t.shape.join(',')}\0`);
     hash.update(new Uint8Array(Float64Array.from(t.data).buffer));
   }
-  return `${model}\0${version}\0${hash.digest('base64url')}`;
+  return `${model}\0${version}\0${digest}\0${hash.digest('base64url')}`;
 }
 
 /** Approximate bytes of a cached answer: its numbers dominate. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
@@ -45,8 +46,11 @@ export async function loadServedVersion(
 ): Promise<ServedVersion> {
   const { name, version, manifest } = target;
   let session: ort.InferenceSession;
+  let digest = '';
   try {
-    session = await ort.InferenceSession.create(await readFile(target.path), {
+    const bytes = await readFile(target.path);
+    digest = createHash('sha256').update(bytes).digest('base64url');
+    session = await ort.InferenceSession.create(bytes, {
       intraOpNumThreads: options.intraOpNumThreads ?? 1,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
@@ -68,7 +72,7 @@ export async function loadServedVersion(
   }
   const batching = decideBatching(shapes, manifest.batching, options.batching !== false);
   if (batching.warning) options.log.warn({ model: name, version, reason: batching.warning }, 'batching is off');
-  return createServedVersion(session, { name, version, manifest, ...shapes, batching, loadedAt: new Date() }, options.observer);
+  return createServedVersion(session, { name, version, manifest, ...shapes, batching, loadedAt: new Date(), digest }, options.observer);
 }
 
 const frozenSpecs = (specs: readonly TensorSpec[]) =>
@@ -122,6 +126,7 @@ export function createServedVersion(session: ort.InferenceSession, descriptor: V
     outputs: frozenSpecs(descriptor.outputs),
     batching: Object.freeze({ ...descriptor.batching }),
     loadedAt: descriptor.loadedAt,
+    digest: descriptor.digest,
     stats,
     run: (tensors: readonly TensorData[], options?: RunOptions) =>
       tracked(() => (options?.priority === 'bulk' ? lane.bulk(tensors) : lane.online(() => (batcher ? batcher(tensors) : runAlone(tensors))))),

@@ -37,6 +37,8 @@ export interface VersionDescriptor {
   readonly batching: BatchingDecision;
   /** When the session became ready. */
   readonly loadedAt: Date;
+  /** SHA-256 of the model.onnx bytes loaded (base64url): tells apart two loads of one version number (a file replaced in place). */
+  readonly digest: string;
 }
 
 /**

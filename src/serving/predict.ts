@@ -59,7 +59,7 @@ export function createPredictionService(deps: {
       let version = resolved;
       let inputs = requestTensors(version, input);
       const caching = cache && version.manifest.responseCache;
-      const key = caching ? responseCacheKey(version.name, version.version, inputs) : undefined;
+      const key = caching ? responseCacheKey(version.name, version.version, version.digest, inputs) : undefined;
       // The cache only saves work: when it fails, the model answers.
       const hit = key ? await cache!.get(key).catch(() => undefined) : undefined;
       let outputs = hit;
