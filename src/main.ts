@@ -93,8 +93,13 @@ async function serve(config: Config, log: Logger): Promise<void> {
     clearInterval(sweep);
     await app.close();
     log.info('stopped');
-    process.exit(0);
+    // The log is asynchronous: let its last lines reach stdout before exiting (the exit hook's
+    // synchronous flush can lose them while a write is in progress). At most 1 s.
+    const exit = () => process.exit(0);
+    setTimeout(exit, 1000).unref();
+    log.flush(exit);
   }
+  process.on('beforeExit', () => { if (stopping) log.error('DIAG beforeExit during shutdown'); });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

