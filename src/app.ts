@@ -437,13 +437,9 @@ export async function createApp(config: Config, options: AppOptions = {}) {
       await outbox?.close();
       // The history's group commit over this process's life (the bench reads it to report group sizes).
       if (predictions.commitStats) log.info({ groups: predictions.commitStats.groups, rows: predictions.commitStats.rows }, 'history group commit');
-      log.info('DIAG before await yoga.dispose();');
       await yoga.dispose();
-      log.info('DIAG before await models.close();');
       await models.close();
-      log.info('DIAG before await redis?.close();');
       await redis?.close();
-      log.info('DIAG before await store.close();');
       await store.close();
     },
   };

@@ -99,7 +99,6 @@ async function serve(config: Config, log: Logger): Promise<void> {
     setTimeout(exit, 1000).unref();
     log.flush(exit);
   }
-  process.on('beforeExit', () => { if (stopping) log.error('DIAG beforeExit during shutdown'); });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

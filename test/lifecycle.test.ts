@@ -45,7 +45,7 @@ describe('process lifecycle', () => {
     expect(json.data.predict.label).toBe('setosa');
 
     expect(await gw.exited).toEqual({ code: 0, signal: null });
-    if (gw.lines.at(-1)!.msg !== 'stopped') console.log('DIAGLINES', JSON.stringify(gw.lines.slice(-8).map((l) => l.msg)));
+    if (gw.lines.at(-1)!.msg !== 'stopped') console.log('last log lines of the gateway:', JSON.stringify(gw.lines.slice(-8).map((l) => l.msg)));
     expect(gw.lines.at(-1)!.msg).toBe('stopped');
     expect(await gw.query('SELECT "id" FROM "Prediction"')).toEqual([{ id: json.data.predict.id }]);
   });
