@@ -3,6 +3,7 @@ import type { PredictionRecord } from '../serving/records.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import { inTransaction, MAX_PARAMETERS, slices, timestampOf } from './postgres-pool.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
+import { multiRowInsertSql } from './multi-row-insert.ts';
 
 const COLUMNS = ['id', 'modelName', 'version', 'createdAt', 'latencyMs', 'inputs', 'outputs', 'generation', 'interpretation', 'cached', 'eventPending', 'apiKeyId'] as const;
 const ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / COLUMNS.length);
@@ -27,8 +28,7 @@ const statements = new Map<number, string>();
 const insertSql = (rows: number) => {
   let text = statements.get(rows);
   if (!text) {
-    const placeholders = Array.from({ length: rows }, (_, row) => `(${COLUMNS.map((_c, column) => `$${row * COLUMNS.length + column + 1}`).join(', ')})`);
-    text = `INSERT INTO "Prediction" (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${placeholders.join(', ')}`;
+    text = multiRowInsertSql('Prediction', COLUMNS, rows, (n) => `$${n}`);
     statements.set(rows, text);
   }
   return text;

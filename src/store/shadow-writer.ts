@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type pg from 'pg';
 import type { NewShadowResult } from '../serving/shadow.ts';
 import { inTransaction, MAX_PARAMETERS, slices, timestampOf } from './postgres-pool.ts';
+import { multiRowInsertSql } from './multi-row-insert.ts';
 
 /**
  * Writes ShadowResult rows; each call is one transaction. In each database's own SQL, around
@@ -48,8 +49,7 @@ const valuesOf = (r: NewShadowResult, time: (date: Date) => string, bool: (value
   r.apiKeyId,
 ];
 
-const insertSql = (rows: number, placeholder: (index: number) => string) =>
-  `INSERT INTO "ShadowResult" (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${Array.from({ length: rows }, (_, row) => `(${COLUMNS.map((_c, column) => placeholder(row * COLUMNS.length + column + 1)).join(', ')})`).join(', ')}`;
+const insertSql = (rows: number, placeholder: (n: number) => string) => multiRowInsertSql('ShadowResult', COLUMNS, rows, placeholder);
 
 /** SQLite allows 32,766 bound parameters per statement; stay far below. */
 const SQLITE_ROWS_PER_INSERT = 500;

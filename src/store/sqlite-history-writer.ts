@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { PredictionRecord } from '../serving/records.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import { encodeAsBytes } from './tensor-codec.ts';
+import { multiRowInsertSql } from './multi-row-insert.ts';
 
 export interface SqliteHistoryWriterOptions {
   /**
@@ -48,8 +49,7 @@ export function predictionInserter(db: Database.Database, onQuery?: (sql: string
   const statementFor = (rows: number) => {
     let statement = statements.get(rows);
     if (!statement) {
-      const placeholders = Array.from({ length: rows }, () => `(${COLUMNS.map(() => '?').join(', ')})`).join(', ');
-      statement = db.prepare(`INSERT INTO "Prediction" (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${placeholders}`);
+      statement = db.prepare(multiRowInsertSql('Prediction', COLUMNS, rows, () => '?'));
       statements.set(rows, statement);
     }
     return statement;
