@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app.ts';
 import { runPrimary, WORKER_SLOT } from './cluster/primary.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createLogger, type Logger } from './observability/logger.ts';
+import { createLogger, endLog, type Logger } from './observability/logger.ts';
 import { openClusterEventTarget } from './pubsub/cluster-event-target.ts';
 import { answerClientErrors, authority, cannotListen } from './transport/listen.ts';
 
@@ -93,11 +93,9 @@ async function serve(config: Config, log: Logger): Promise<void> {
     clearInterval(sweep);
     await app.close();
     log.info('stopped');
-    // The log is asynchronous: let its last lines reach stdout before exiting (the exit hook's
-    // synchronous flush can lose them while a write is in progress). At most 1 s.
-    const exit = () => process.exit(0);
-    setTimeout(exit, 1000).unref();
-    log.flush(exit);
+    // The log is asynchronous: its last lines go out, in order, before the process exits.
+    await endLog(log);
+    process.exit(0);
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -40,6 +40,26 @@ export function createLogger(level: string, stream: 'stdout' | 'stderr' = 'stdou
   return stream === 'stdout' ? pino(base, pino.destination({ fd: 1, sync: false })) : pino(base, pino.destination({ fd: 2, sync: true }));
 }
 
+/**
+ * Ends the log's stream once every line written so far is out (at most `timeoutMs`), for the
+ * last step before `process.exit`. pino's own exit hook flushes synchronously, which can write
+ * the lines still queued before the one an asynchronous write has in flight (out of order);
+ * and `logger.flush(cb)` calls back at once on a stream without a minimum length.
+ */
+export function endLog(log: Logger, timeoutMs = 1000): Promise<void> {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { end?: () => void; once?: (event: string, listener: () => void) => void } | undefined;
+  return new Promise<void>((resolve) => {
+    setTimeout(resolve, timeoutMs).unref();
+    if (typeof stream?.end !== 'function' || typeof stream.once !== 'function') return resolve();
+    stream.once('close', resolve);
+    try {
+      stream.end();
+    } catch {
+      resolve();
+    }
+  });
+}
+
 /** Yoga's logger interface on top of pino. */
 export function yogaLogger(log: Logger): YogaLogger {
   const forward =
